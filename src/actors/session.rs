@@ -1,0 +1,329 @@
+//! `SessionActor` writes session creations, refreshes and kills through to PostgreSQL and keeps
+//! the cache in step; `SessionHandle` answers checks, from the cache when it can.
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{ask, Core};
+use crate::cache::CachedSession;
+use crate::domain::expiry::{absolute_end, needs_refresh, slide};
+use crate::domain::{KeyDigest, SessionKey};
+use crate::error::{ApiError, ApiResult};
+use crate::store::sessions::{self as store, NewSession, SessionFilter, SessionIdentity, SessionRow};
+use crate::store::users::UserRow;
+use crate::store::{settings as settings_store, users as users_store};
+use crate::tunables::TtlSource;
+
+pub struct SessionActor {
+    core: Core,
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(SessionKey, DateTime<Utc>), ApiError>")]
+struct Create {
+    userid: i64,
+    extra_data: Option<Value>,
+}
+
+impl Handler<Create> for SessionActor {
+    type Result = ResponseFuture<Result<(SessionKey, DateTime<Utc>), ApiError>>;
+
+    fn handle(&mut self, msg: Create, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let key = SessionKey::generate();
+            let now = core.clock.now();
+            let max_expires_at = absolute_end(now, core.tunables.max_lifetime());
+            let expires_at = slide(now, core.tunables.ttl(), max_expires_at);
+            let db = core.db().await?;
+            store::insert(
+                &db,
+                &NewSession {
+                    digest: &key.digest(),
+                    userid: msg.userid,
+                    now,
+                    expires_at,
+                    max_expires_at,
+                    extra_data: msg.extra_data.as_ref(),
+                },
+            )
+            .await?;
+            Ok((key, expires_at))
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<bool, ApiError>")]
+struct Refresh {
+    digest: KeyDigest,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
+impl Handler<Refresh> for SessionActor {
+    type Result = ResponseFuture<Result<bool, ApiError>>;
+
+    fn handle(&mut self, msg: Refresh, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let db = core.db().await?;
+            let found = store::refresh(&db, &msg.digest, msg.expires_at, msg.now).await?;
+            if !found {
+                core.cache.evict_key(&msg.digest);
+            }
+            Ok(found)
+        })
+    }
+}
+
+/// Kill one session by key (logout) or by public id.
+#[derive(Message)]
+#[rtype(result = "Result<bool, ApiError>")]
+enum KillOne {
+    ByKey(KeyDigest),
+    ById(i64),
+}
+
+impl Handler<KillOne> for SessionActor {
+    type Result = ResponseFuture<Result<bool, ApiError>>;
+
+    fn handle(&mut self, msg: KillOne, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let db = core.db().await?;
+            let digest = match msg {
+                KillOne::ByKey(digest) => store::delete_by_digest(&db, &digest).await?.map(|_| digest),
+                KillOne::ById(id) => store::delete_by_id(&db, id).await?,
+            };
+            if let Some(digest) = &digest {
+                core.cache.evict_key(digest);
+            }
+            Ok(digest.is_some())
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<u64, ApiError>")]
+struct KillMany {
+    userid: i64,
+    expired_only: bool,
+    except: Option<KeyDigest>,
+}
+
+impl Handler<KillMany> for SessionActor {
+    type Result = ResponseFuture<Result<u64, ApiError>>;
+
+    fn handle(&mut self, msg: KillMany, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let db = core.db().await?;
+            let filter = SessionFilter {
+                userid: msg.userid,
+                expired_only: msg.expired_only,
+                now: core.clock.now(),
+                except: msg.except.as_ref(),
+            };
+            let killed = store::kill(&db, &filter).await?;
+            if killed > 0 {
+                if msg.userid == 0 {
+                    core.cache.clear();
+                } else {
+                    core.cache.evict_user(msg.userid);
+                }
+            }
+            Ok(killed)
+        })
+    }
+}
+
+/// A login request as the HTTP layer hands it over.
+pub struct NewLogin {
+    pub username: String,
+    pub password: String,
+    pub extra_data: Option<Value>,
+}
+
+/// A successful login: the key is shown to the client exactly once.
+pub struct LoginOutcome {
+    pub key: SessionKey,
+    pub userid: i64,
+    pub admin: bool,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The way into sessions: checks (cache first), logins, logouts, kills, and the TTL setting.
+#[derive(Clone)]
+pub struct SessionHandle {
+    core: Core,
+    addr: Addr<SessionActor>,
+}
+
+impl SessionHandle {
+    pub(super) fn start(core: Core) -> Self {
+        let addr = SessionActor { core: core.clone() }.start();
+        Self { core, addr }
+    }
+
+    /// Validates a presented key and slides its expiry. Answers from the cache when it can;
+    /// a cached "expired" is confirmed with the database (another instance may have slid it).
+    pub async fn check(&self, key: &str) -> ApiResult<Arc<CachedSession>> {
+        let digest = KeyDigest::of_presented(key).ok_or(ApiError::SessionNotFound)?;
+        self.check_digest(digest).await
+    }
+
+    pub async fn check_digest(&self, digest: KeyDigest) -> ApiResult<Arc<CachedSession>> {
+        let now = self.core.clock.now();
+        if let Some(entry) = self.core.cache.get(&digest) {
+            if now < entry.expires_at() {
+                let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at);
+                entry.set_expires_at(wanted);
+                if needs_refresh(entry.stored_expires_at(), wanted, self.core.tunables.refresh_interval()) {
+                    match ask(&self.addr, Refresh { digest, expires_at: wanted, now }).await {
+                        Ok(true) => entry.set_stored_expires_at(wanted),
+                        Ok(false) => return Err(ApiError::SessionNotFound),
+                        // The cached answer stands; the refresh is retried by the next check.
+                        Err(e) => tracing::warn!(error = %e, "could not write a session refresh"),
+                    }
+                }
+                return Ok(entry);
+            }
+        }
+        self.check_in_database(digest, now).await
+    }
+
+    async fn check_in_database(&self, digest: KeyDigest, now: DateTime<Utc>) -> ApiResult<Arc<CachedSession>> {
+        let epoch = self.core.cache.epoch();
+        let found = {
+            let db = self.core.db().await?;
+            store::lookup(&db, &digest).await?
+        };
+        let Some(session) = found else {
+            self.core.cache.evict_key(&digest);
+            return Err(ApiError::SessionNotFound);
+        };
+        if now >= session.expires_at {
+            return Err(ApiError::Expired);
+        }
+        let wanted = slide(now, self.core.tunables.ttl(), session.max_expires_at);
+        let mut stored = session.expires_at;
+        if needs_refresh(stored, wanted, self.core.tunables.refresh_interval()) {
+            if !ask(&self.addr, Refresh { digest, expires_at: wanted, now }).await? {
+                return Err(ApiError::SessionNotFound);
+            }
+            stored = wanted;
+        }
+        Ok(self.remember(digest, &session, stored, wanted, epoch))
+    }
+
+    fn remember(&self, digest: KeyDigest, s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>, epoch: u64) -> Arc<CachedSession> {
+        self.core
+            .cache
+            .insert(digest, s, stored, expires, epoch)
+            .unwrap_or_else(|| Arc::new(CachedSession::detached(s, stored, expires)))
+    }
+
+    /// Verifies a username and password and opens a session. Unknown users and wrong
+    /// passwords cost the same hashing work and give the same answer.
+    pub async fn login(&self, request: NewLogin) -> ApiResult<LoginOutcome> {
+        let user: Option<UserRow> = {
+            let db = self.core.db().await?;
+            users_store::find_by_username(&db, &request.username).await?
+        };
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self
+            .core
+            .hasher
+            .verify(request.password, stored_hash)
+            .await
+            .map_err(crate::http::hash_error)?;
+        let user = match user {
+            Some(u) if ok => u,
+            _ => return Err(ApiError::InvalidCredentials),
+        };
+        let (key, expires_at) = ask(
+            &self.addr,
+            Create {
+                userid: user.userid,
+                extra_data: request.extra_data,
+            },
+        )
+        .await?;
+        Ok(LoginOutcome {
+            key,
+            userid: user.userid,
+            admin: user.admin,
+            expires_at,
+        })
+    }
+
+    /// Ends the session with this key; false when there was none.
+    pub async fn logout(&self, key: &str) -> ApiResult<bool> {
+        let Some(digest) = KeyDigest::of_presented(key) else {
+            return Ok(false);
+        };
+        ask(&self.addr, KillOne::ByKey(digest)).await
+    }
+
+    pub async fn kill_by_id(&self, session_id: i64) -> ApiResult<bool> {
+        ask(&self.addr, KillOne::ById(session_id)).await
+    }
+
+    /// Kills the sessions of `userid` (0 = everyone), optionally only expired ones, sparing `except`.
+    pub async fn kill_many(&self, userid: i64, expired_only: bool, except: Option<KeyDigest>) -> ApiResult<u64> {
+        ask(
+            &self.addr,
+            KillMany {
+                userid,
+                expired_only,
+                except,
+            },
+        )
+        .await
+    }
+
+    pub async fn list(&self, userid: i64, expired_only: bool, except: Option<&KeyDigest>) -> ApiResult<Vec<SessionRow>> {
+        let db = self.core.db().await?;
+        let filter = SessionFilter {
+            userid,
+            expired_only,
+            now: self.core.clock.now(),
+            except,
+        };
+        Ok(store::list(&db, &filter).await?)
+    }
+
+    /// The effective TTL in seconds and where it comes from.
+    pub fn ttl(&self) -> (u64, TtlSource) {
+        self.core.tunables.ttl_secs()
+    }
+
+    /// Sets (or with `None` clears) the API override of the TTL, stored for every instance.
+    pub async fn set_ttl(&self, seconds: Option<u64>) -> ApiResult<()> {
+        let db = self.core.db().await?;
+        match seconds {
+            Some(s) => settings_store::set_session_ttl(&db, i64::try_from(s).unwrap_or(i64::MAX)).await?,
+            None => settings_store::clear_session_ttl(&db).await?,
+        }
+        self.core.tunables.set_api_ttl(seconds);
+        Ok(())
+    }
+
+    /// Reads the stored TTL override into the tunables (at start).
+    pub async fn load_ttl(&self) -> ApiResult<()> {
+        let db = self.core.db().await?;
+        let stored = settings_store::session_ttl(&db).await?;
+        self.core
+            .tunables
+            .set_api_ttl(stored.and_then(|s| u64::try_from(s).ok()));
+        Ok(())
+    }
+}

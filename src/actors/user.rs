@@ -1,0 +1,248 @@
+//! `UserActor` performs account mutations and evicts the affected sessions from the cache, so
+//! the very next check sees a rename, an admin change, a password change or a deletion.
+
+use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
+use serde_json::Value;
+
+use super::{ask, Core, SessionHandle};
+use crate::domain::{validate, KeyDigest};
+use crate::error::{ApiError, ApiResult};
+use crate::store::sessions::{self as sessions_store, SessionFilter};
+use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
+
+pub struct UserActor {
+    core: Core,
+}
+
+impl Actor for UserActor {
+    type Context = Context<Self>;
+}
+
+/// A new account as the HTTP layer hands it over (already validated).
+#[derive(Message)]
+#[rtype(result = "Result<i64, ApiError>")]
+pub struct NewAccount {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub admin: bool,
+    pub extra_data: Option<Value>,
+}
+
+impl Handler<NewAccount> for UserActor {
+    type Result = ResponseFuture<Result<i64, ApiError>>;
+
+    fn handle(&mut self, msg: NewAccount, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let hash = core.hasher.hash(msg.password).await.map_err(crate::http::hash_error)?;
+            let db = core.db().await?;
+            let userid = store::insert(
+                &db,
+                &NewUser {
+                    username: &msg.username,
+                    email: &msg.email,
+                    password_hash: &hash,
+                    admin: msg.admin,
+                    extra_data: msg.extra_data.as_ref(),
+                },
+            )
+            .await?;
+            Ok(userid)
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<UserRow>, ApiError>")]
+struct Modify {
+    userid: i64,
+    username: Option<String>,
+    email: Option<String>,
+    extra_data: Option<Option<Value>>,
+}
+
+impl Handler<Modify> for UserActor {
+    type Result = ResponseFuture<Result<Option<UserRow>, ApiError>>;
+
+    fn handle(&mut self, msg: Modify, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let db = core.db().await?;
+            let changes = UserChanges {
+                username: msg.username.as_deref(),
+                email: msg.email.as_deref(),
+                extra_data: msg.extra_data.as_ref().map(Option::as_ref),
+            };
+            let row = store::modify(&db, msg.userid, &changes).await?;
+            core.cache.evict_user(msg.userid);
+            Ok(row)
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<bool, ApiError>")]
+enum Flag {
+    Delete { userid: i64 },
+    SetAdmin { userid: i64, admin: bool },
+}
+
+impl Handler<Flag> for UserActor {
+    type Result = ResponseFuture<Result<bool, ApiError>>;
+
+    fn handle(&mut self, msg: Flag, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let db = core.db().await?;
+            let (userid, found) = match msg {
+                Flag::Delete { userid } => (userid, store::delete(&db, userid).await?),
+                Flag::SetAdmin { userid, admin } => (userid, store::set_admin(&db, userid, admin).await?),
+            };
+            core.cache.evict_user(userid);
+            Ok(found)
+        })
+    }
+}
+
+/// A password change: by an admin (no old password needed) or by the user (old one checked).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+pub struct PasswordChange {
+    pub userid: i64,
+    pub new_password: String,
+    pub old_password: Option<String>,
+    /// The session that asked for the change, kept alive when it belongs to the same user.
+    pub keep: Option<KeyDigest>,
+}
+
+impl Handler<PasswordChange> for UserActor {
+    type Result = ResponseFuture<Result<(), ApiError>>;
+
+    fn handle(&mut self, msg: PasswordChange, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let user = {
+                let db = core.db().await?;
+                store::find_by_id(&db, msg.userid).await?
+            };
+            let Some(user) = user else {
+                return Err(ApiError::user_not_found());
+            };
+            if let Some(old) = msg.old_password {
+                let ok = core
+                    .hasher
+                    .verify(old, Some(user.password_hash))
+                    .await
+                    .map_err(crate::http::hash_error)?;
+                if !ok {
+                    return Err(ApiError::Rejected);
+                }
+            }
+            let hash = core.hasher.hash(msg.new_password).await.map_err(crate::http::hash_error)?;
+            let mut db = core.db().await?;
+            let tx = db.transaction().await.map_err(crate::store::StoreError::from)?;
+            if !store::set_password_hash(&tx, msg.userid, &hash).await? {
+                return Err(ApiError::user_not_found());
+            }
+            let filter = SessionFilter {
+                userid: msg.userid,
+                expired_only: false,
+                now: core.clock.now(),
+                except: msg.keep.as_ref(),
+            };
+            sessions_store::kill(&tx, &filter).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            core.cache.evict_user(msg.userid);
+            Ok(())
+        })
+    }
+}
+
+/// The way into accounts: reads go straight to the store, mutations through the actor.
+#[derive(Clone)]
+pub struct UserHandle {
+    core: Core,
+    addr: Addr<UserActor>,
+    sessions: SessionHandle,
+}
+
+impl UserHandle {
+    pub(super) fn start(core: Core, sessions: SessionHandle) -> Self {
+        let addr = UserActor { core: core.clone() }.start();
+        Self { core, addr, sessions }
+    }
+
+    pub async fn create(&self, account: NewAccount) -> ApiResult<i64> {
+        validate::username(&account.username)?;
+        validate::email(&account.email)?;
+        validate::new_password(&account.password, self.core.min_password_chars)?;
+        ask(&self.addr, account).await
+    }
+
+    pub async fn find_by_id(&self, userid: i64) -> ApiResult<UserRow> {
+        let db = self.core.db().await?;
+        store::find_by_id(&db, userid).await?.ok_or_else(ApiError::user_not_found)
+    }
+
+    pub async fn find_by_username(&self, username: &str) -> ApiResult<UserRow> {
+        let db = self.core.db().await?;
+        store::find_by_username(&db, username).await?.ok_or_else(ApiError::user_not_found)
+    }
+
+    pub async fn find_by_email(&self, email: &str) -> ApiResult<UserRow> {
+        let db = self.core.db().await?;
+        store::find_by_email(&db, email).await?.ok_or_else(ApiError::user_not_found)
+    }
+
+    pub async fn list(&self, after: i64, limit: i64) -> ApiResult<Vec<UserRow>> {
+        let db = self.core.db().await?;
+        Ok(store::list(&db, after, limit).await?)
+    }
+
+    pub async fn modify(&self, userid: i64, username: Option<String>, email: Option<String>, extra_data: Option<Option<Value>>) -> ApiResult<UserRow> {
+        if let Some(name) = &username {
+            validate::username(name)?;
+        }
+        if let Some(address) = &email {
+            validate::email(address)?;
+        }
+        ask(
+            &self.addr,
+            Modify {
+                userid,
+                username,
+                email,
+                extra_data,
+            },
+        )
+        .await?
+        .ok_or_else(ApiError::user_not_found)
+    }
+
+    pub async fn delete(&self, userid: i64) -> ApiResult<()> {
+        found(ask(&self.addr, Flag::Delete { userid }).await?)
+    }
+
+    pub async fn set_admin(&self, userid: i64, admin: bool) -> ApiResult<()> {
+        found(ask(&self.addr, Flag::SetAdmin { userid, admin }).await?)
+    }
+
+    pub async fn change_password(&self, change: PasswordChange) -> ApiResult<()> {
+        validate::new_password(&change.new_password, self.core.min_password_chars)?;
+        ask(&self.addr, change).await
+    }
+
+    /// The session handle, for operations that span both (e.g. the caller's own sessions).
+    pub fn sessions(&self) -> &SessionHandle {
+        &self.sessions
+    }
+}
+
+fn found(exists: bool) -> ApiResult<()> {
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::user_not_found())
+    }
+}

@@ -1,0 +1,256 @@
+//! The in-memory cache of hot sessions: bounded, trusted for at most `cache_max_age`, and
+//! invalidated by key, by user or wholesale from any source (this daemon's actors today,
+//! other instances' notifications later) without racing the loads that fill it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::KeyDigest;
+use crate::store::sessions::SessionIdentity;
+
+/// A cached session with the identity of its user. The expiry slides in place.
+#[derive(Debug)]
+pub struct CachedSession {
+    pub session_id: i64,
+    pub userid: i64,
+    pub username: Box<str>,
+    pub email: Box<str>,
+    pub admin: bool,
+    pub extra_data: Option<Value>,
+    pub max_expires_at: Option<DateTime<Utc>>,
+    /// The true expiry (milliseconds since the epoch), slid by every check.
+    expires_at_ms: AtomicI64,
+    /// The expiry last written to the database.
+    stored_expires_at_ms: AtomicI64,
+    user_generation: u64,
+    user_evictions_seen: u64,
+}
+
+fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl CachedSession {
+    fn build(s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>, user_generation: u64, user_evictions_seen: u64) -> Self {
+        Self {
+            session_id: s.session_id,
+            userid: s.userid,
+            username: s.username.clone().into_boxed_str(),
+            email: s.email.clone().into_boxed_str(),
+            admin: s.admin,
+            extra_data: s.extra_data.clone(),
+            max_expires_at: s.max_expires_at,
+            expires_at_ms: AtomicI64::new(to_ms(expires)),
+            stored_expires_at_ms: AtomicI64::new(to_ms(stored)),
+            user_generation,
+            user_evictions_seen,
+        }
+    }
+
+    /// A session answer that is not kept in the cache (caching disabled or raced).
+    pub fn detached(s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>) -> Self {
+        Self::build(s, stored, expires, 0, 0)
+    }
+
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        from_ms(self.expires_at_ms.load(Ordering::Acquire))
+    }
+
+    pub fn stored_expires_at(&self) -> DateTime<Utc> {
+        from_ms(self.stored_expires_at_ms.load(Ordering::Acquire))
+    }
+
+    pub fn set_expires_at(&self, at: DateTime<Utc>) {
+        self.expires_at_ms.store(to_ms(at), Ordering::Release);
+    }
+
+    pub fn set_stored_expires_at(&self, at: DateTime<Utc>) {
+        self.stored_expires_at_ms.store(to_ms(at), Ordering::Release);
+    }
+}
+
+/// Hot sessions by key digest. All methods are cheap and thread-safe.
+pub struct SessionCache {
+    entries: Option<moka::sync::Cache<KeyDigest, Arc<CachedSession>>>,
+    /// Bumped by every invalidation, so a load that raced one discards its result.
+    epoch: AtomicU64,
+    /// Bumped by every per-user invalidation; lets hits skip the generation lookup.
+    user_evictions: AtomicU64,
+    user_generations: RwLock<HashMap<i64, u64>>,
+}
+
+impl SessionCache {
+    /// A cache of at most `capacity` sessions (0 disables caching), each trusted for `max_age`.
+    pub fn new(capacity: u64, max_age: Duration) -> Self {
+        let entries = (capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(max_age)
+                .build()
+        });
+        Self {
+            entries,
+            epoch: AtomicU64::new(0),
+            user_evictions: AtomicU64::new(0),
+            user_generations: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn generation_of(&self, userid: i64) -> u64 {
+        self.user_generations
+            .read()
+            .map(|g| g.get(&userid).copied().unwrap_or(0))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The cached session for this key, unless it was invalidated.
+    pub fn get(&self, digest: &KeyDigest) -> Option<Arc<CachedSession>> {
+        let entry = self.entries.as_ref()?.get(digest)?;
+        if entry.user_evictions_seen != self.user_evictions.load(Ordering::Acquire)
+            && entry.user_generation != self.generation_of(entry.userid)
+        {
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// The invalidation epoch to pass to `insert` after loading from the database.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches a session loaded from the database when `epoch_before_load` was current; if an
+    /// invalidation happened since, the entry is dropped again (the load may be stale).
+    pub fn insert(&self, digest: KeyDigest, s: &SessionIdentity, stored_expires_at: DateTime<Utc>, expires_at: DateTime<Utc>, epoch_before_load: u64) -> Option<Arc<CachedSession>> {
+        let cache = self.entries.as_ref()?;
+        let user_evictions_seen = self.user_evictions.load(Ordering::SeqCst);
+        let entry = Arc::new(CachedSession::build(
+            s,
+            stored_expires_at,
+            expires_at,
+            self.generation_of(s.userid),
+            user_evictions_seen,
+        ));
+        cache.insert(digest, entry.clone());
+        if self.epoch.load(Ordering::SeqCst) != epoch_before_load {
+            cache.invalidate(&digest);
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Forgets one session (killed or logged out).
+    pub fn evict_key(&self, digest: &KeyDigest) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.entries {
+            cache.invalidate(digest);
+        }
+    }
+
+    /// Forgets every session of a user (renamed, deleted, admin flag or password changed).
+    pub fn evict_user(&self, userid: i64) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut generations) = self.user_generations.write() {
+            *generations.entry(userid).or_insert(0) += 1;
+        }
+        self.user_evictions.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(cache) = &self.entries {
+            cache.invalidate_all();
+        }
+    }
+
+    /// Sessions currently cached (approximate).
+    pub fn len(&self) -> u64 {
+        self.entries.as_ref().map(|c| c.entry_count()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(userid: i64) -> SessionIdentity {
+        SessionIdentity {
+            session_id: 1,
+            userid,
+            username: "u".into(),
+            email: "u@x".into(),
+            admin: false,
+            created_at: Utc::now(),
+            expires_at: Utc::now(),
+            max_expires_at: None,
+            extra_data: None,
+        }
+    }
+
+    fn cache() -> SessionCache {
+        SessionCache::new(100, Duration::from_secs(30))
+    }
+
+    #[test]
+    fn an_inserted_session_is_found_until_evicted() {
+        let c = cache();
+        let d = KeyDigest::of("k");
+        let now = Utc::now();
+        c.insert(d, &identity(7), now, now, c.epoch());
+        assert!(c.get(&d).is_some());
+        c.evict_key(&d);
+        assert!(c.get(&d).is_none());
+    }
+
+    #[test]
+    fn evicting_a_user_hides_only_their_sessions() {
+        let c = cache();
+        let (a, b) = (KeyDigest::of("a"), KeyDigest::of("b"));
+        let now = Utc::now();
+        c.insert(a, &identity(1), now, now, c.epoch());
+        c.insert(b, &identity(2), now, now, c.epoch());
+        c.evict_user(1);
+        assert!(c.get(&a).is_none());
+        assert!(c.get(&b).is_some());
+        c.insert(a, &identity(1), now, now, c.epoch());
+        assert!(c.get(&a).is_some(), "a fresh load after the eviction is trusted");
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_kept() {
+        let c = cache();
+        let d = KeyDigest::of("k");
+        let before = c.epoch();
+        c.evict_user(99);
+        let now = Utc::now();
+        assert!(c.insert(d, &identity(7), now, now, before).is_none());
+        assert!(c.get(&d).is_none());
+    }
+
+    #[test]
+    fn clearing_forgets_everything_and_a_zero_capacity_caches_nothing() {
+        let c = cache();
+        let d = KeyDigest::of("k");
+        let now = Utc::now();
+        c.insert(d, &identity(7), now, now, c.epoch());
+        c.clear();
+        assert!(c.get(&d).is_none());
+        let off = SessionCache::new(0, Duration::from_secs(30));
+        off.insert(d, &identity(7), now, now, off.epoch());
+        assert!(off.get(&d).is_none());
+    }
+}

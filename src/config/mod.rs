@@ -1,0 +1,321 @@
+//! The daemon's settings: their defaults, the keys that set them, and validation of the whole.
+
+pub mod duration;
+mod keys;
+mod load;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use keys::{KeyDef, KEYS, MAX_TTL_SECS};
+pub use load::{discover_config_file, load, Sources};
+
+/// A secret string (password, token). Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// An address range of trusted proxies (`127.0.0.1/32`, `::1`, `10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpRange {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IP address or range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{text}' has an invalid prefix length"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Option<Secret>,
+    pub dbname: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub embedded: bool,
+    pub embedded_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<ListenAddr>,
+    pub max_body_bytes: usize,
+    pub max_extra_data_bytes: usize,
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub tokens: Vec<Secret>,
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub ttl: Duration,
+    pub max_lifetime: Option<Duration>,
+    pub refresh_interval: Duration,
+    pub cache_capacity: u64,
+    pub cache_max_age: Duration,
+    pub cookie_name: String,
+    pub cookie_secure: bool,
+    pub cookie_domain: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JanitorSettings {
+    pub interval: Duration,
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    pub min_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_threads: usize,
+    pub hash_queue_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardAuthSettings {
+    pub header_user: String,
+    pub header_user_id: String,
+    pub header_email: String,
+    pub header_admin: String,
+    pub login_url: Option<String>,
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub allowed_redirect_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub listen: Option<String>,
+}
+
+/// The effective configuration after every layer has been applied and validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub server: ServerSettings,
+    pub api: ApiSettings,
+    pub session: SessionSettings,
+    pub janitor: JanitorSettings,
+    pub password: PasswordSettings,
+    pub forward_auth: ForwardAuthSettings,
+    pub login: LoginSettings,
+    pub log: LogSettings,
+    pub metrics: MetricsSettings,
+    /// The file the settings were read from, if any (re-read on SIGHUP).
+    pub config_file: Option<PathBuf>,
+}
+
+/// One fewer hashing thread than cores, at least one.
+pub fn default_hash_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .saturating_sub(1)
+        .max(1)
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings {
+                url: None,
+                dbname: None,
+                user: None,
+                password: None,
+                password_file: None,
+                host: None,
+                port: None,
+                pool_size: 16,
+                connect_timeout: Duration::from_secs(5),
+                embedded: false,
+                embedded_dir: PathBuf::from(".pgusers"),
+            },
+            server: ServerSettings {
+                listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
+                max_body_bytes: 64 * 1024,
+                max_extra_data_bytes: 16 * 1024,
+                workers: 0,
+                shutdown_timeout: Duration::from_secs(30),
+            },
+            api: ApiSettings {
+                tokens: Vec::new(),
+                tokens_file: None,
+            },
+            session: SessionSettings {
+                ttl: Duration::from_secs(864_000),
+                max_lifetime: None,
+                refresh_interval: Duration::from_secs(60),
+                cache_capacity: 1_000_000,
+                cache_max_age: Duration::from_secs(30),
+                cookie_name: "pgusers_session".into(),
+                cookie_secure: true,
+                cookie_domain: None,
+            },
+            janitor: JanitorSettings {
+                interval: Duration::from_secs(60),
+                batch_size: 1000,
+            },
+            password: PasswordSettings {
+                min_length: 8,
+                argon2_memory_kib: 19_456,
+                argon2_iterations: 2,
+                argon2_parallelism: 1,
+                hash_threads: 0,
+                hash_queue_limit: 1024,
+            },
+            forward_auth: ForwardAuthSettings {
+                header_user: "X-User".into(),
+                header_user_id: "X-User-Id".into(),
+                header_email: "X-User-Email".into(),
+                header_admin: "X-User-Admin".into(),
+                login_url: None,
+                trusted_proxies: vec![
+                    IpRange {
+                        addr: IpAddr::from([127, 0, 0, 1]),
+                        prefix: 8,
+                    },
+                    IpRange {
+                        addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                        prefix: 128,
+                    },
+                ],
+            },
+            login: LoginSettings {
+                allowed_redirect_hosts: Vec::new(),
+            },
+            log: LogSettings {
+                level: "info".into(),
+                format: "auto".into(),
+            },
+            metrics: MetricsSettings {
+                enabled: false,
+                listen: None,
+            },
+            config_file: None,
+        }
+    }
+}
+
+impl Settings {
+    /// True when some database location was configured; otherwise `serve` runs embedded.
+    pub fn database_configured(&self) -> bool {
+        let d = &self.database;
+        d.url.is_some() || d.host.is_some() || d.dbname.is_some()
+    }
+
+    /// The number of password-hashing threads after applying the default.
+    pub fn hash_threads(&self) -> usize {
+        if self.password.hash_threads == 0 {
+            default_hash_threads()
+        } else {
+            self.password.hash_threads
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges_match_their_members() {
+        let lo = IpRange::parse("127.0.0.0/8").unwrap_or_else(|e| panic!("{e}"));
+        assert!(lo.contains("127.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+        assert!(!lo.contains(IpAddr::from([10, 0, 0, 1])));
+        let one = IpRange::parse("::1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(one.contains("::1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+        assert!(IpRange::parse("10.0.0.0/33").is_err());
+        assert!(IpRange::parse("nope").is_err());
+        let all = IpRange::parse("0.0.0.0/0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(all.contains(IpAddr::from([8, 8, 8, 8])));
+    }
+}

@@ -1,0 +1,129 @@
+//! Input rules for usernames, emails, passwords and extra data, with messages fit for clients.
+
+/// A rule broken by client input; the message names the field and never echoes a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+pub const MAX_USERNAME_CHARS: usize = 64;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// 1 to 64 characters, no control characters, no leading or trailing white space.
+pub fn username(name: &str) -> Result<(), Invalid> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(invalid("username must not be empty"));
+    }
+    if chars > MAX_USERNAME_CHARS {
+        return Err(invalid(format!(
+            "username must be at most {MAX_USERNAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("username must not contain control characters"));
+    }
+    if name.trim() != name {
+        return Err(invalid(
+            "username must not start or end with white space",
+        ));
+    }
+    Ok(())
+}
+
+/// One `@` with text on both sides, at most 254 characters, no white space or control characters.
+pub fn email(address: &str) -> Result<(), Invalid> {
+    if address.chars().count() > MAX_EMAIL_CHARS {
+        return Err(invalid(format!(
+            "email must be at most {MAX_EMAIL_CHARS} characters"
+        )));
+    }
+    if address
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid(
+            "email must not contain white space or control characters",
+        ));
+    }
+    let mut parts = address.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) if !local.is_empty() && !domain.is_empty() => Ok(()),
+        _ => Err(invalid(
+            "email must contain exactly one '@' with text on both sides",
+        )),
+    }
+}
+
+/// At least `min_chars` characters and at most 1024 bytes.
+pub fn new_password(password: &str, min_chars: usize) -> Result<(), Invalid> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(invalid(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    if password.chars().count() < min_chars {
+        return Err(invalid(format!(
+            "password must be at least {min_chars} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// `extra_data` once serialised must fit in `max_bytes`.
+pub fn extra_data(value: &serde_json::Value, max_bytes: usize) -> Result<(), Invalid> {
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(invalid(format!(
+            "extra_data must be at most {max_bytes} bytes once serialised"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_contract() {
+        assert!(username("alice").is_ok());
+        assert!(username("Ünïcödé name").is_ok());
+        assert!(username(&"x".repeat(64)).is_ok());
+        assert!(username(&"x".repeat(65)).is_err());
+        assert!(username("").is_err());
+        assert!(username(" alice").is_err());
+        assert!(username("alice\t").is_err());
+        assert!(username("al\u{0}ice").is_err());
+    }
+
+    #[test]
+    fn emails_need_one_at_with_text_around_it() {
+        assert!(email("a@b").is_ok());
+        assert!(email("@b").is_err());
+        assert!(email("a@").is_err());
+        assert!(email("a@b@c").is_err());
+        assert!(email("ab").is_err());
+        assert!(email("a b@c").is_err());
+        assert!(email(&format!("{}@b", "a".repeat(253))).is_err());
+    }
+
+    #[test]
+    fn passwords_have_a_minimum_length_and_a_byte_cap() {
+        assert!(new_password("12345678", 8).is_ok());
+        assert!(new_password("1234567", 8).is_err());
+        assert!(new_password(&"p".repeat(1025), 8).is_err());
+        let err = new_password("short", 8).unwrap_err();
+        assert!(!err.0.contains("short"), "the message never echoes the password");
+    }
+
+    #[test]
+    fn extra_data_is_capped_by_serialised_size() {
+        assert!(extra_data(&serde_json::json!({"a": 1}), 100).is_ok());
+        assert!(extra_data(&serde_json::json!("x".repeat(200)), 100).is_err());
+    }
+}

@@ -1,0 +1,316 @@
+//! The embedded PostgreSQL: a private cluster created and run by the daemon (or the tests) from
+//! the installed server binaries, reachable only through a Unix socket in its directory, and
+//! stopped when its owner exits, even when the owner is killed.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The role and database the embedded cluster serves.
+pub const ROLE: &str = "pgusers";
+pub const DATABASE: &str = "pgusers";
+const PORT: u16 = 5432;
+
+/// Finds `initdb` and `postgres`: on PATH, else the newest `/usr/lib/postgresql/*/bin`.
+pub fn find_binaries() -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
+    });
+    if let Some(dir) = on_path {
+        // Follow symlinks (e.g. /usr/local/bin/initdb) to the directory with the other tools.
+        let real = dir.join("initdb").canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+        return Ok(real.unwrap_or(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").is_file().then_some((version, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin: install the PostgreSQL server package".into())
+}
+
+/// Tuning for throwaway clusters (tests): durability traded for speed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub durable: bool,
+    /// Remove the whole directory once the cluster has stopped.
+    pub remove_on_exit: bool,
+}
+
+/// A running embedded cluster. Dropping it stops the server.
+pub struct EmbeddedPostgres {
+    dir: PathBuf,
+    supervisor: Option<Child>,
+    stdin: Option<ChildStdin>,
+    bin: PathBuf,
+    options: Options,
+    run_as: Option<(u32, u32)>,
+}
+
+/// The unprivileged account to run PostgreSQL as when we are root.
+fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    for name in ["postgres", "nobody"] {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
+        }
+    }
+    Err("running as root, but neither a 'postgres' nor a 'nobody' account exists to run PostgreSQL as".into())
+}
+
+/// Child processes must not speak systemd's protocols on our behalf.
+fn scrub(cmd: &mut Command) -> &mut Command {
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PGDATA", "PGHOST", "PGPORT"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+impl EmbeddedPostgres {
+    /// Creates the cluster in `dir` if needed and starts it; blocks until it accepts connections.
+    pub fn start(dir: &Path, options: Options) -> Result<Self, String> {
+        let bin = find_binaries()?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+        if dir.join(format!(".s.PGSQL.{PORT}")).as_os_str().len() > 100 {
+            return Err(format!("{} is too long a path for a Unix socket; choose a shorter directory", dir.display()));
+        }
+        let run_as = unprivileged_account()?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot set permissions on {}: {e}", dir.display()))?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| format!("cannot hand {} to the PostgreSQL account: {e}", dir.display()))?;
+        }
+        let mut pg = Self {
+            dir,
+            supervisor: None,
+            stdin: None,
+            bin,
+            options,
+            run_as,
+        };
+        if !pg.data_dir().join("PG_VERSION").exists() {
+            pg.initdb()?;
+        }
+        pg.launch()?;
+        pg.wait_until_ready(Duration::from_secs(60))?;
+        Ok(pg)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("pgdata")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        scrub(&mut cmd);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.current_dir(&self.dir);
+        cmd
+    }
+
+    fn initdb(&self) -> Result<(), String> {
+        let output = self
+            .command("initdb")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-U", ROLE, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"])
+            .args(if self.options.durable { &[][..] } else { &["--no-sync"][..] })
+            .output()
+            .map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "initdb failed in {}: {}{}",
+                self.dir.display(),
+                String::from_utf8_lossy(&output.stderr).trim(),
+                if self.run_as.is_some() {
+                    " (as root, PostgreSQL runs as an unprivileged account: every parent directory must be reachable by it)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts `postgres` under a tiny shell supervisor that stops it (fast shutdown) when our
+    /// end of its stdin closes, which happens when this process exits for any reason.
+    fn launch(&mut self) -> Result<(), String> {
+        const SUPERVISOR: &str = r#"
+"$@" &
+pid=$!
+trap 'kill -INT "$pid" 2>/dev/null' TERM INT HUP
+while read -r _; do :; done
+kill -INT "$pid" 2>/dev/null
+wait "$pid"
+if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
+"#;
+        let stale_pid = self.data_dir().join("postmaster.pid");
+        if stale_pid.exists() {
+            let _ = self.command("pg_ctl").arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]).output();
+        }
+        let mut cmd = Command::new("/bin/sh");
+        scrub(&mut cmd);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.arg("-c")
+            .arg(SUPERVISOR)
+            .arg("pgusers-embedded-postgres")
+            .arg(self.bin.join("postgres"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-k")
+            .arg(&self.dir)
+            .args(["-p", &PORT.to_string(), "-c", "listen_addresses=", "-c", "unix_socket_permissions=0700"])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=128MB"]);
+        if !self.options.durable {
+            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        if self.options.remove_on_exit {
+            cmd.env("PGUSERS_EMBEDDED_REMOVE", &self.dir);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postgres.log"))
+            .map_err(|e| format!("cannot open the PostgreSQL log: {e}"))?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut child = cmd
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        self.stdin = child.stdin.take();
+        self.supervisor = Some(child);
+        Ok(())
+    }
+
+    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let ready = self
+                .command("pg_isready")
+                .arg("-h")
+                .arg(&self.dir)
+                .args(["-p", &PORT.to_string(), "-U", ROLE, "-d", "postgres", "-q"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                return Ok(());
+            }
+            if let Some(child) = self.supervisor.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "the embedded PostgreSQL exited ({status}); see {}",
+                        self.dir.join("postgres.log").display()
+                    ));
+                }
+            }
+            if started.elapsed() > timeout {
+                return Err(format!("the embedded PostgreSQL did not become ready within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A libpq configuration for `dbname` on this cluster.
+    pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.dir).port(PORT).user(ROLE).dbname(dbname);
+        cfg
+    }
+
+    /// Stops the server (fast shutdown) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        if let Some(mut child) = self.supervisor.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on the same data (tests of outages).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        self.launch()?;
+        self.wait_until_ready(Duration::from_secs(60))
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Creates `name` on the server of `admin` (connected to another database) unless it exists.
+pub async fn create_database_if_missing(admin: &tokio_postgres::Client, name: &str) -> Result<(), String> {
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        if let Err(e) = admin.batch_execute(&sql).await {
+            if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
+                return Err(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the API token stored in `dir`, or creates one (mode 0600) when there is none.
+pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
+    let path = dir.join("api-token");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_string();
+        if token.len() >= 16 {
+            return Ok((path, token));
+        }
+    }
+    let token = crate::domain::keys::random_hex(32);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.write_all(token.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((path, token))
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,167 @@
+//! The API's error type: one mapping from every failure to a stable code, status and safe message.
+
+use std::fmt::Write as _;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::domain::validate::Invalid;
+use crate::store::StoreError;
+
+/// Everything a request can fail with, as clients see it. Messages never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadCall(String),
+    #[error("a valid credential is required")]
+    Unauthenticated,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the session has expired")]
+    Expired,
+    #[error("the old password is wrong")]
+    Rejected,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("too many requests; retry after {retry_after_secs} seconds")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the database cannot be reached; nothing was changed")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn bad_call(msg: impl Into<String>) -> Self {
+        Self::BadCall(msg.into())
+    }
+
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn internal_msg(msg: impl Into<String>) -> Self {
+        Self::Internal(msg.into().into())
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::NotFound("no such user".into())
+    }
+
+    /// The stable code of `api.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadCall(_) => "BAD_CALL",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::NotFound(_) | Self::SessionNotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::Rejected => "REJECTED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+/// The full cause chain of an error, for the log (never for the client).
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadCall(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::SessionNotFound | Self::Expired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Rejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut correlation_id = None;
+        match self {
+            Self::Internal(cause) => {
+                let id = crate::domain::keys::random_hex(8);
+                tracing::error!(correlation_id = %id, error = %cause_chain(cause.as_ref()), "internal error");
+                correlation_id = Some(id);
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = %cause_chain(cause.as_ref()), "database unavailable");
+            }
+            _ => {}
+        }
+        let message = match &correlation_id {
+            Some(id) => format!("internal error (correlation id {id})"),
+            None => self.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if self.status_code() == StatusCode::UNAUTHORIZED && !matches!(self, Self::InvalidCredentials) {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"pgusers\""),
+            ));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message,
+            correlation_id,
+        })
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(err: Invalid) -> Self {
+        Self::BadCall(err.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            StoreError::Conflict(what) => Self::Conflict(what),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,123 @@
+//! Forward auth for reverse proxies (`/v1/auth`, `/v1/auth/admin`): the per-request answer to
+//! "is this session valid, and who is it?", with the identity in response headers.
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use super::credentials::session_key;
+use super::AppState;
+use crate::error::ApiError;
+
+pub async fn any_user(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    authorize(&req, &state, false).await
+}
+
+pub async fn admin_only(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    authorize(&req, &state, true).await
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> HttpResponse {
+    let Some((key, _)) = session_key(req, &state.settings.session.cookie_name) else {
+        return unauthorized(req, state, ApiError::Unauthenticated);
+    };
+    let session = match state.services.sessions.check(key).await {
+        Ok(s) => s,
+        Err(e @ (ApiError::SessionNotFound | ApiError::Expired)) => return unauthorized(req, state, e),
+        Err(other) => return other.error_response(),
+    };
+    if need_admin && !session.admin {
+        return ApiError::Forbidden("this resource needs an administrator".into()).error_response();
+    }
+    let h = &state.identity_headers;
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((h.user.clone(), header_value(&session.username)))
+        .insert_header((h.user_id.clone(), HeaderValue::from(session.userid)))
+        .insert_header((h.email.clone(), header_value(&session.email)))
+        .insert_header((
+            h.admin.clone(),
+            HeaderValue::from_static(if session.admin { "true" } else { "false" }),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    response.finish()
+}
+
+/// 401 with `WWW-Authenticate`, and `X-Login-Url` when a login page is configured.
+fn unauthorized(req: &HttpRequest, state: &AppState, err: ApiError) -> HttpResponse {
+    let mut response = err.error_response();
+    if let Some(login_url) = &state.settings.forward_auth.login_url {
+        let target = original_url(req, state).unwrap_or_else(|| "/".into());
+        let mut url = login_url.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("rd=");
+        url.push_str(&percent_encode(&target));
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            response.headers_mut().insert(header::HeaderName::from_static("x-login-url"), v);
+        }
+    }
+    debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    response
+}
+
+fn peer_is_trusted(req: &HttpRequest, state: &AppState) -> bool {
+    match req.peer_addr() {
+        // A Unix-socket peer is on this host.
+        None => true,
+        Some(addr) => {
+            let ip: IpAddr = addr.ip();
+            state.settings.forward_auth.trusted_proxies.iter().any(|r| r.contains(ip))
+        }
+    }
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The URL the client originally asked the proxy for, from headers of a trusted proxy:
+/// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri`, or `X-Original-URI`
+/// (a path, completed with the forwarded scheme and host when those are given).
+pub fn original_url(req: &HttpRequest, state: &AppState) -> Option<String> {
+    if !peer_is_trusted(req, state) {
+        return None;
+    }
+    let path = header_str(req, "x-forwarded-uri").or_else(|| header_str(req, "x-original-uri"))?;
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return Some(path.to_string());
+    }
+    match (header_str(req, "x-forwarded-proto"), header_str(req, "x-forwarded-host")) {
+        (Some(proto), Some(host)) => Some(format!("{proto}://{host}{path}")),
+        _ => Some(path.to_string()),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, for a query parameter value.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_fully_encoded() {
+        assert_eq!(percent_encode("/a b?c=d&e"), "%2Fa%20b%3Fc%3Dd%26e");
+        assert_eq!(percent_encode("https://x/y"), "https%3A%2F%2Fx%2Fy");
+    }
+}

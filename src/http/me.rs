@@ -1,0 +1,57 @@
+//! `/v1/me*`: what a session holder may do with their own account and sessions.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::Body;
+use super::credentials::require_session;
+use super::views::{SessionList, UserView};
+use super::AppState;
+use crate::actors::PasswordChange;
+use crate::error::ApiResult;
+
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let me = require_session(&req, &state).await?;
+    let user = state.services.users.find_by_id(me.session.userid).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    old_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    let me = require_session(&req, &state).await?;
+    let r: PasswordRequest = body.json()?;
+    state
+        .services
+        .users
+        .change_password(PasswordChange {
+            userid: me.session.userid,
+            new_password: r.new_password,
+            old_password: Some(r.old_password),
+            keep: Some(me.digest),
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_sessions(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let me = require_session(&req, &state).await?;
+    let rows = state.services.sessions.list(me.session.userid, false, None).await?;
+    Ok(HttpResponse::Ok().json(SessionList::from(rows)))
+}
+
+pub async fn kill_other_sessions(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let me = require_session(&req, &state).await?;
+    let killed = state
+        .services
+        .sessions
+        .kill_many(me.session.userid, false, Some(me.digest))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
+}

@@ -1,0 +1,125 @@
+//! The HTTP API of `api.md`: routes, shared request plumbing and the JSON error envelope.
+
+mod body;
+mod credentials;
+mod forward_auth;
+mod health;
+mod login_page;
+mod me;
+mod sessions;
+mod users;
+mod views;
+
+use actix_web::http::header::HeaderName;
+use actix_web::{web, HttpResponse};
+
+pub use credentials::ApiTokens;
+
+use crate::actors::Services;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::passwords::HashError;
+
+/// What every handler can reach: the service handles and the request-facing settings.
+pub struct AppState {
+    pub services: Services,
+    pub api_tokens: ApiTokens,
+    pub settings: Settings,
+    pub identity_headers: IdentityHeaders,
+}
+
+/// The forward-auth response header names, parsed once.
+pub struct IdentityHeaders {
+    pub user: HeaderName,
+    pub user_id: HeaderName,
+    pub email: HeaderName,
+    pub admin: HeaderName,
+}
+
+impl IdentityHeaders {
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        let f = &settings.forward_auth;
+        let parse = |name: &str| HeaderName::try_from(name).map_err(|_| format!("'{name}' is not a valid header name"));
+        Ok(Self {
+            user: parse(&f.header_user)?,
+            user_id: parse(&f.header_user_id)?,
+            email: parse(&f.header_email)?,
+            admin: parse(&f.header_admin)?,
+        })
+    }
+}
+
+/// Password hashing failures as API errors: a full queue is back-pressure, not a bug.
+pub fn hash_error(err: HashError) -> ApiError {
+    match err {
+        HashError::Busy => ApiError::TooManyRequests { retry_after_secs: 1 },
+        HashError::Failed(msg) => ApiError::internal_msg(msg),
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::bad_call("method not allowed on this endpoint"))
+}
+
+/// Every route of the daemon.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(
+            resource("/v1/users")
+                .route(web::post().to(users::create))
+                .route(web::get().to(users::find_or_list)),
+        )
+        .service(
+            resource("/v1/users/{userid}")
+                .route(web::get().to(users::get))
+                .route(web::patch().to(users::modify))
+                .route(web::delete().to(users::delete)),
+        )
+        .service(resource("/v1/users/{userid}/password").route(web::put().to(users::change_password)))
+        .service(
+            resource("/v1/users/{userid}/admin")
+                .route(web::get().to(users::get_admin))
+                .route(web::put().to(users::set_admin)),
+        )
+        .service(resource("/v1/login").route(web::post().to(sessions::login)))
+        .service(resource("/v1/logout").route(web::post().to(sessions::logout)))
+        .service(resource("/v1/sessions/check").route(web::post().to(sessions::check)))
+        .service(
+            resource("/v1/sessions")
+                .route(web::get().to(sessions::list))
+                .route(web::delete().to(sessions::kill_many)),
+        )
+        .service(resource("/v1/sessions/{session_id}").route(web::delete().to(sessions::kill_one)))
+        .service(resource("/v1/settings").route(web::get().to(sessions::get_settings)))
+        .service(
+            resource("/v1/settings/session_ttl")
+                .route(web::put().to(sessions::set_ttl))
+                .route(web::delete().to(sessions::clear_ttl)),
+        )
+        .service(resource("/v1/me").route(web::get().to(me::get)))
+        .service(resource("/v1/me/password").route(web::put().to(me::change_password)))
+        .service(
+            resource("/v1/me/sessions")
+                .route(web::get().to(me::list_sessions))
+                .route(web::delete().to(me::kill_other_sessions)),
+        )
+        .service(web::resource("/v1/auth").route(web::route().to(forward_auth::any_user)))
+        .service(web::resource("/v1/auth/admin").route(web::route().to(forward_auth::admin_only)))
+        .service(
+            resource("/login")
+                .route(web::get().to(login_page::show))
+                .route(web::post().to(login_page::submit)),
+        )
+        .service(
+            resource("/logout")
+                .route(web::get().to(login_page::logout))
+                .route(web::post().to(login_page::logout)),
+        )
+        .default_service(web::to(not_found));
+}

@@ -1,0 +1,181 @@
+//! `/v1/login`, `/v1/logout`, `/v1/sessions*` and `/v1/settings*`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::{path_id, query, Body};
+use super::credentials::{require_admin, session_key, KeySource};
+use super::views::SessionList;
+use super::AppState;
+use crate::actors::NewLogin;
+use crate::config::MAX_TTL_SECS;
+use crate::domain::validate;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    extra_data: Option<Value>,
+}
+
+/// Checks the shape of login input without touching the database; too-long input cannot
+/// belong to any account, so refusing it early reveals nothing.
+pub fn validate_login_input(username: &str, password: &str) -> ApiResult<()> {
+    if username.chars().count() > validate::MAX_USERNAME_CHARS || password.len() > validate::MAX_PASSWORD_BYTES {
+        return Err(ApiError::bad_call("username or password is too long"));
+    }
+    Ok(())
+}
+
+pub async fn login(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    let r: LoginRequest = body.json()?;
+    validate_login_input(&r.username, &r.password)?;
+    if let Some(extra) = &r.extra_data {
+        validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
+    }
+    let outcome = state
+        .services
+        .sessions
+        .login(NewLogin {
+            username: r.username,
+            password: r.password,
+            extra_data: r.extra_data.filter(|v| !v.is_null()),
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "key": outcome.key.expose(),
+            "userid": outcome.userid,
+            "admin": outcome.admin,
+            "expires_at": outcome.expires_at,
+        })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    key: String,
+}
+
+pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    let r: CheckRequest = body.json()?;
+    let s = state.services.sessions.check(&r.key).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "userid": s.userid,
+        "username": &*s.username,
+        "email": &*s.email,
+        "admin": s.admin,
+        "extra_data": s.extra_data,
+        "expires_at": s.expires_at(),
+    })))
+}
+
+/// A `Set-Cookie` value that removes the session cookie.
+pub fn clearing_cookie(state: &AppState) -> String {
+    let s = &state.settings.session;
+    let mut cookie = format!("{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax", s.cookie_name);
+    if s.cookie_secure {
+        cookie.push_str("; Secure");
+    }
+    if let Some(domain) = &s.cookie_domain {
+        cookie.push_str("; Domain=");
+        cookie.push_str(domain);
+    }
+    cookie
+}
+
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let (key, source) =
+        session_key(&req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
+    if !state.services.sessions.logout(key).await? {
+        return Err(ApiError::SessionNotFound);
+    }
+    let mut response = HttpResponse::NoContent();
+    if source == KeySource::Cookie {
+        response.insert_header((header::SET_COOKIE, clearing_cookie(&state)));
+    }
+    Ok(response.finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionsQuery {
+    userid: Option<i64>,
+    #[serde(default)]
+    expired: bool,
+}
+
+fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool)> {
+    let q: SessionsQuery = query(req)?;
+    let userid = q
+        .userid
+        .ok_or_else(|| ApiError::bad_call("userid is required (0 means every user)"))?;
+    if userid < 0 {
+        return Err(ApiError::bad_call("userid must not be negative"));
+    }
+    Ok((userid, q.expired))
+}
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let (userid, expired) = sessions_query(&req)?;
+    let rows = state.services.sessions.list(userid, expired, None).await?;
+    Ok(HttpResponse::Ok().json(SessionList::from(rows)))
+}
+
+pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let (userid, expired) = sessions_query(&req)?;
+    let killed = state.services.sessions.kill_many(userid, expired, None).await?;
+    Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
+}
+
+pub async fn kill_one(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let session_id = path_id(&req, "session_id")?;
+    if !state.services.sessions.kill_by_id(session_id).await? {
+        return Err(ApiError::NotFound("no such session".into()));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn get_settings(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let (ttl, source) = state.services.sessions.ttl();
+    let t = &state.services.core.tunables;
+    Ok(HttpResponse::Ok().json(json!({
+        "session_ttl": { "seconds": ttl, "source": source.as_str() },
+        "session_max_lifetime": { "seconds": t.max_lifetime().map(|d| d.num_seconds()) },
+        "session_refresh_interval": { "seconds": t.refresh_interval().num_seconds() },
+        "janitor_interval": { "seconds": t.janitor_interval().as_secs() },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TtlRequest {
+    seconds: i64,
+}
+
+pub async fn set_ttl(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let r: TtlRequest = body.json()?;
+    let seconds = u64::try_from(r.seconds)
+        .ok()
+        .filter(|s| (1..=MAX_TTL_SECS).contains(s))
+        .ok_or_else(|| ApiError::bad_call(format!("seconds must be between 1 and {MAX_TTL_SECS} (10 years)")))?;
+    state.services.sessions.set_ttl(Some(seconds)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn clear_ttl(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    state.services.sessions.set_ttl(None).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

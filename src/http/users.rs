@@ -1,0 +1,172 @@
+//! `/v1/users*`: account administration (admin only).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::body::{path_id, present, query, Body};
+use super::credentials::require_admin;
+use super::views::UserView;
+use super::AppState;
+use crate::actors::{NewAccount, PasswordChange};
+use crate::domain::validate;
+use crate::error::{ApiError, ApiResult};
+
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    username: String,
+    password: String,
+    email: String,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    extra_data: Option<Value>,
+}
+
+pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let r: CreateRequest = body.json()?;
+    if let Some(extra) = &r.extra_data {
+        validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
+    }
+    let userid = state
+        .services
+        .users
+        .create(NewAccount {
+            username: r.username,
+            email: r.email,
+            password: r.password,
+            admin: r.admin,
+            extra_data: r.extra_data.filter(|v| !v.is_null()),
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(json!({ "userid": userid })))
+}
+
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let user = state.services.users.find_by_id(userid).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindQuery {
+    username: Option<String>,
+    email: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `?username=` or `?email=` finds one user; otherwise `?after=&limit=` lists a page.
+pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let q: FindQuery = query(&req)?;
+    let users = &state.services.users;
+    match (q.username, q.email) {
+        (Some(_), Some(_)) => Err(ApiError::bad_call("give one selector: username or email, not both")),
+        (Some(_), None) | (None, Some(_)) if q.after.is_some() || q.limit.is_some() => {
+            Err(ApiError::bad_call("after and limit page a listing; they do not combine with a selector"))
+        }
+        (Some(name), None) => Ok(HttpResponse::Ok().json(UserView::from(users.find_by_username(&name).await?))),
+        (None, Some(email)) => Ok(HttpResponse::Ok().json(UserView::from(users.find_by_email(&email).await?))),
+        (None, None) => {
+            let after = q.after.unwrap_or(0);
+            let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+            if after < 0 {
+                return Err(ApiError::bad_call("after must not be negative"));
+            }
+            if !(1..=MAX_PAGE).contains(&limit) {
+                return Err(ApiError::bad_call(format!("limit must be between 1 and {MAX_PAGE}")));
+            }
+            let page = users.list(after, limit).await?;
+            let next_after = (page.len() as i64 == limit).then(|| page.last().map(|u| u.userid)).flatten();
+            let views: Vec<UserView> = page.into_iter().map(UserView::from).collect();
+            Ok(HttpResponse::Ok().json(json!({ "users": views, "next_after": next_after })))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyRequest {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    extra_data: Option<Option<Value>>,
+}
+
+pub async fn modify(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let r: ModifyRequest = body.json()?;
+    if r.username.is_none() && r.email.is_none() && r.extra_data.is_none() {
+        return Err(ApiError::bad_call("nothing to change: give username, email or extra_data"));
+    }
+    if let Some(Some(extra)) = &r.extra_data {
+        validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
+    }
+    let extra = r.extra_data.map(|v| v.filter(|v| !v.is_null()));
+    let user = state.services.users.modify(userid, r.username, r.email, extra).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    state.services.users.delete(userid).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    new_password: String,
+    #[serde(default)]
+    old_password: Option<String>,
+}
+
+pub async fn change_password(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    let admin = require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let r: PasswordRequest = body.json()?;
+    state
+        .services
+        .users
+        .change_password(PasswordChange {
+            userid,
+            new_password: r.new_password,
+            old_password: r.old_password,
+            keep: admin.own_session_of(userid),
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn get_admin(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let user = state.services.users.find_by_id(userid).await?;
+    Ok(HttpResponse::Ok().json(json!({ "admin": user.admin })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminRequest {
+    admin: bool,
+}
+
+pub async fn set_admin(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let r: AdminRequest = body.json()?;
+    state.services.users.set_admin(userid, r.admin).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,17 @@
+//! pgusers: a user-authentication and session daemon on PostgreSQL (library root).
+
+pub mod actors;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod embedded;
+pub mod error;
+pub mod http;
+pub mod ops;
+pub mod passwords;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tunables;

@@ -1,0 +1,4 @@
+//! Operating-system integration: systemd notifications and socket activation.
+
+pub mod sd_notify;
+pub mod socket_activation;

@@ -1,0 +1,143 @@
+//! Password hashing with argon2id on a bounded pool of blocking threads, so that a flood of
+//! logins cannot starve the async workers that answer session checks.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::rngs::OsRng;
+use tokio::sync::Semaphore;
+
+use crate::config::PasswordSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("too many password operations are waiting")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// Hashes and verifies passwords; at most `threads` run at once, at most `queue_limit` wait.
+pub struct PasswordHasher {
+    argon2: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    queue_limit: usize,
+    waiting: AtomicUsize,
+    /// A hash of a random password with the same parameters, verified against when the user
+    /// does not exist so that an unknown user costs the same work as a wrong password.
+    decoy_hash: String,
+}
+
+impl PasswordHasher {
+    pub fn new(settings: &PasswordSettings, threads: usize) -> Result<Self, String> {
+        let params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let decoy = crate::domain::keys::random_hex(16);
+        let decoy_hash = hash_with(&argon2, &decoy)?;
+        Ok(Self {
+            argon2,
+            permits: Arc::new(Semaphore::new(threads.max(1))),
+            queue_limit: settings.hash_queue_limit,
+            waiting: AtomicUsize::new(0),
+            decoy_hash,
+        })
+    }
+
+    /// Operations waiting for a hashing thread right now.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce(Argon2<'static>) -> T + Send + 'static) -> Result<T, HashError> {
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_limit {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashError::Busy);
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = permit.map_err(|e| HashError::Failed(e.to_string()))?;
+        let argon2 = self.argon2.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = job(argon2);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| HashError::Failed(e.to_string()))
+    }
+
+    /// A PHC-format argon2id hash of `password` with a fresh random salt.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        self.run(move |argon2| hash_with(&argon2, &password))
+            .await?
+            .map_err(HashError::Failed)
+    }
+
+    /// Whether `password` matches `stored`; with no stored hash, does the same work and says no.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashError> {
+        let (hash, real) = match stored {
+            Some(h) => (h, true),
+            None => (self.decoy_hash.clone(), false),
+        };
+        let matched = self.run(move |argon2| verify_with(&argon2, &password, &hash)).await?;
+        Ok(real && matched)
+    }
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_with(argon2: &Argon2<'_>, password: &str, stored: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn cheap() -> PasswordHasher {
+        let mut s = Settings::default().password;
+        s.argon2_memory_kib = 64;
+        s.argon2_iterations = 1;
+        PasswordHasher::new(&s, 1).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_only() {
+        let h = cheap();
+        let hash = h.hash("correct horse".into()).await.unwrap_or_default();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap_or(false));
+        assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_never_verifies() {
+        let h = cheap();
+        assert!(!h.verify("anything".into(), None).await.unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn the_default_parameters_are_owasps() {
+        let h = PasswordHasher::new(&Settings::default().password, 1).unwrap_or_else(|e| panic!("{e}"));
+        let hash = h.hash("pw".into()).await.unwrap_or_default();
+        assert!(hash.contains("m=19456,t=2,p=1"), "{hash}");
+    }
+}

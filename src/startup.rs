@@ -1,0 +1,183 @@
+//! One entry point for production and tests: `build(settings)` connects, migrates, starts the
+//! actors, binds every listener (port 0 allowed) and returns the server with its real addresses.
+
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use deadpool_postgres::Pool;
+
+use crate::actors::{Core, Services};
+use crate::cache::SessionCache;
+use crate::clock::SharedClock;
+use crate::config::{ListenAddr, Settings};
+use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
+use crate::passwords::PasswordHasher;
+use crate::store::{self, migrate};
+use crate::tunables::Tunables;
+
+/// Listeners handed over by the caller (systemd socket activation) instead of `server.listen`.
+#[derive(Default)]
+pub struct Inherited {
+    pub tcp: Vec<TcpListener>,
+    pub unix: Vec<UnixListener>,
+}
+
+/// A daemon that is bound and ready; await `server` to run it.
+pub struct Daemon {
+    server: Option<Server>,
+    pub handle: ServerHandle,
+    /// The addresses actually bound (`127.0.0.1:41234`, `unix:/run/pgusers.sock`).
+    pub addresses: Vec<String>,
+    pub services: Services,
+    pub pool: Pool,
+    pub state: web::Data<AppState>,
+}
+
+impl Daemon {
+    /// Runs the server on the current actix system; the returned task ends when it stops.
+    pub fn spawn(&mut self) -> actix_web::rt::task::JoinHandle<std::io::Result<()>> {
+        match self.server.take() {
+            Some(server) => actix_web::rt::spawn(server),
+            None => actix_web::rt::spawn(async { Ok(()) }),
+        }
+    }
+
+    /// `http://` URL of the first TCP listener.
+    pub fn base_url(&self) -> Option<String> {
+        self.addresses.iter().find(|a| !a.starts_with("unix:")).map(|a| format!("http://{a}"))
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`),
+    /// then stops the janitor and closes the pool.
+    pub async fn shutdown(&self) {
+        self.handle.stop(true).await;
+        self.services.janitor.stop().await;
+        self.pool.close();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Connects to the database described by `settings`, applies pending migrations, and returns
+/// the pool.
+pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupError> {
+    let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
+    let pool = store::build_pool(pg_config, settings.database.pool_size, settings.database.connect_timeout)
+        .map_err(StartupError::Config)?;
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    let applied = migrate::run(&mut client)
+        .await
+        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    for name in applied {
+        tracing::info!(migration = name, "applied migration");
+    }
+    Ok(pool)
+}
+
+/// Builds the whole daemon. Must run inside an actix system (`#[actix_web::main]`/`::test`).
+pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited) -> Result<Daemon, StartupError> {
+    let pool = connect_and_migrate(&settings).await?;
+    let hasher = PasswordHasher::new(&settings.password, settings.hash_threads()).map_err(StartupError::Config)?;
+    let cache = SessionCache::new(settings.session.cache_capacity, settings.session.cache_max_age);
+    let core = Core {
+        pool: pool.clone(),
+        cache: Arc::new(cache),
+        clock,
+        tunables: Arc::new(Tunables::new(&settings)),
+        hasher: Arc::new(hasher),
+        min_password_chars: settings.password.min_length,
+    };
+    let services = Services::start(core, settings.janitor.batch_size);
+    services
+        .sessions
+        .load_ttl()
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?;
+
+    let identity_headers = IdentityHeaders::from_settings(&settings).map_err(StartupError::Config)?;
+    let state = web::Data::new(AppState {
+        services: services.clone(),
+        api_tokens: ApiTokens::new(settings.api.tokens.clone()),
+        identity_headers,
+        settings: settings.clone(),
+    });
+    let app_state = state.clone();
+    let max_body = settings.server.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout.as_secs());
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+
+    let mut addresses = Vec::new();
+    let listen_err = |addr: &str, source| StartupError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let inherited_any = !inherited.tcp.is_empty() || !inherited.unix.is_empty();
+    for listener in inherited.tcp {
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        server = server.listen(listener).map_err(|e| listen_err(&addr, e))?;
+        addresses.push(addr);
+    }
+    for listener in inherited.unix {
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_else(|| "unix:".into());
+        server = server.listen_uds(listener).map_err(|e| listen_err(&addr, e))?;
+        addresses.push(addr);
+    }
+    if !inherited_any {
+        for addr in &settings.server.listen {
+            match addr {
+                ListenAddr::Tcp(a) => {
+                    let listener = TcpListener::bind(a).map_err(|e| listen_err(a, e))?;
+                    let bound = listener.local_addr().map(|l| l.to_string()).unwrap_or_else(|_| a.clone());
+                    server = server.listen(listener).map_err(|e| listen_err(a, e))?;
+                    addresses.push(bound);
+                }
+                ListenAddr::Unix(path) => {
+                    let shown = format!("unix:{}", path.display());
+                    if path.exists() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let listener = UnixListener::bind(path).map_err(|e| listen_err(&shown, e))?;
+                    server = server.listen_uds(listener).map_err(|e| listen_err(&shown, e))?;
+                    addresses.push(shown);
+                }
+            }
+        }
+    }
+    let server = server.run();
+    let handle = server.handle();
+    Ok(Daemon {
+        server: Some(server),
+        handle,
+        addresses,
+        services,
+        pool,
+        state,
+    })
+}

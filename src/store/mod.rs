@@ -1,0 +1,220 @@
+//! PostgreSQL access: the connection pool, error classification, and the SQL of each table.
+
+pub mod migrate;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+pub use deadpool_postgres::GenericClient;
+
+use crate::config::DatabaseSettings;
+
+/// What the store can fail with; conflicts and outages are told apart from bugs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error")]
+    Db(#[source] tokio_postgres::Error),
+    #[error("unexpected data: {0}")]
+    Data(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+fn is_outage(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    match err.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                    SqlState::READ_ONLY_SQL_TRANSACTION,
+                ]
+                .contains(code)
+        }
+        // No SQLSTATE: an outage when the failure happened below the protocol (I/O, connect,
+        // TLS, timeout); otherwise (parameter or row conversion) it is a bug.
+        None => {
+            let text = err.to_string();
+            ["error communicating", "error connecting", "timeout", "connection closed", "error performing TLS"]
+                .iter()
+                .any(|p| text.starts_with(p))
+        }
+    }
+}
+
+fn conflict_message(constraint: Option<&str>) -> String {
+    match constraint {
+        Some(c) if c.contains("username") => "username already taken".into(),
+        Some(c) if c.contains("email") => "email already taken".into(),
+        _ => "already exists".into(),
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        if err.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+            let constraint = err.as_db_error().and_then(|d| d.constraint()).map(str::to_owned);
+            return Self::Conflict(conflict_message(constraint.as_deref()));
+        }
+        if is_outage(&err) {
+            return Self::Unavailable(Box::new(err));
+        }
+        Self::Db(err)
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(err: PoolError) -> Self {
+        match err {
+            PoolError::Backend(e) => e.into(),
+            other => Self::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+/// The libpq configuration from the settings: explicit parts beat the same part in the URL.
+pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, String> {
+    let mut cfg = match &db.url {
+        Some(url) => tokio_postgres::Config::from_str(url.expose())
+            .map_err(|e| format!("database.url is not a valid connection string: {e}"))?,
+        None => tokio_postgres::Config::new(),
+    };
+    if let Some(name) = &db.dbname {
+        cfg.dbname(name);
+    }
+    if let Some(user) = &db.user {
+        cfg.user(user);
+    }
+    if let Some(password) = &db.password {
+        cfg.password(password.expose());
+    }
+    if let Some(host) = &db.host {
+        cfg = replace_hosts(cfg, host);
+    }
+    if let Some(port) = db.port {
+        cfg = replace_ports(cfg, port);
+    }
+    if cfg.get_hosts().is_empty() {
+        cfg.host("localhost");
+    }
+    if cfg.get_user().is_none() {
+        let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into());
+        cfg.user(&user);
+    }
+    if cfg.get_dbname().is_none() {
+        return Err("no database named: set database.dbname (PGUSERS_USERSPACE) or put it in database.url".into());
+    }
+    cfg.connect_timeout(db.connect_timeout);
+    cfg.application_name("pgusers");
+    Ok(cfg)
+}
+
+fn rebuild(cfg: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut fresh = tokio_postgres::Config::new();
+    if let Some(u) = cfg.get_user() {
+        fresh.user(u);
+    }
+    if let Some(p) = cfg.get_password() {
+        fresh.password(p);
+    }
+    if let Some(d) = cfg.get_dbname() {
+        fresh.dbname(d);
+    }
+    if let Some(o) = cfg.get_options() {
+        fresh.options(o);
+    }
+    fresh.ssl_mode(cfg.get_ssl_mode());
+    fresh
+}
+
+fn replace_hosts(cfg: tokio_postgres::Config, host: &str) -> tokio_postgres::Config {
+    let mut fresh = rebuild(&cfg);
+    fresh.host(host);
+    for port in cfg.get_ports().iter().take(1) {
+        fresh.port(*port);
+    }
+    fresh
+}
+
+fn replace_ports(cfg: tokio_postgres::Config, port: u16) -> tokio_postgres::Config {
+    let mut fresh = rebuild(&cfg);
+    for host in cfg.get_hosts() {
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => fresh.host(h),
+            tokio_postgres::config::Host::Unix(p) => fresh.host_path(p),
+        };
+    }
+    fresh.port(port);
+    fresh
+}
+
+/// A pool whose waits are bounded, so an unreachable database answers UNAVAILABLE quickly.
+pub fn build_pool(cfg: tokio_postgres::Config, size: usize, timeout: Duration) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .build()
+        .map_err(|e| format!("cannot build the connection pool: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, Settings};
+
+    #[test]
+    fn explicit_parts_beat_the_connection_string() {
+        let mut db = Settings::default().database;
+        db.url = Some(Secret::new("postgres://urluser:urlpw@urlhost:5555/urldb"));
+        db.user = Some("explicit".into());
+        db.dbname = Some("space".into());
+        db.port = Some(6000);
+        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get_user(), Some("explicit"));
+        assert_eq!(cfg.get_dbname(), Some("space"));
+        assert_eq!(cfg.get_ports(), &[6000]);
+        assert_eq!(cfg.get_password(), Some(&b"urlpw"[..]));
+        assert!(matches!(&cfg.get_hosts()[0], tokio_postgres::config::Host::Tcp(h) if h == "urlhost"));
+    }
+
+    #[test]
+    fn the_url_alone_is_enough() {
+        let mut db = Settings::default().database;
+        db.url = Some(Secret::new("host=/tmp dbname=x user=y"));
+        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get_dbname(), Some("x"));
+    }
+
+    #[test]
+    fn a_database_name_is_required() {
+        let mut db = Settings::default().database;
+        db.host = Some("localhost".into());
+        assert!(connect_config(&db).unwrap_err().contains("dbname"));
+    }
+}

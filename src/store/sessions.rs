@@ -1,0 +1,158 @@
+//! The `sessions` table: sessions known by the SHA-256 digest of their key.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use super::{GenericClient, StoreError, StoreResult};
+use crate::domain::KeyDigest;
+
+/// A session joined with the identity of its user, as a check needs it.
+#[derive(Debug, Clone)]
+pub struct SessionIdentity {
+    pub session_id: i64,
+    pub userid: i64,
+    pub username: String,
+    pub email: String,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub max_expires_at: Option<DateTime<Utc>>,
+    pub extra_data: Option<Value>,
+}
+
+/// A session as listed to administrators and to its owner.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub session_id: i64,
+    pub userid: i64,
+    pub username: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub extra_data: Option<Value>,
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
+    row.try_get(idx).map_err(StoreError::Db)
+}
+
+/// A new session's fields.
+pub struct NewSession<'a> {
+    pub digest: &'a KeyDigest,
+    pub userid: i64,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub max_expires_at: Option<DateTime<Utc>>,
+    pub extra_data: Option<&'a Value>,
+}
+
+pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<i64> {
+    const SQL: &str = "INSERT INTO sessions (key_digest, userid, created_at, last_seen_at, expires_at, max_expires_at, extra_data)
+                       VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING session_id";
+    let stmt = db.prepare_cached(SQL).await?;
+    let row = db
+        .query_one(&stmt, &[&s.digest.as_bytes(), &s.userid, &s.now, &s.expires_at, &s.max_expires_at, &s.extra_data])
+        .await?;
+    get(&row, 0)
+}
+
+pub async fn lookup(db: &impl GenericClient, digest: &KeyDigest) -> StoreResult<Option<SessionIdentity>> {
+    const SQL: &str = "SELECT s.session_id, s.userid, u.username, u.email, u.admin, s.created_at, s.expires_at,
+                              s.max_expires_at, s.extra_data
+                       FROM sessions s JOIN users u ON u.userid = s.userid WHERE s.key_digest = $1";
+    let stmt = db.prepare_cached(SQL).await?;
+    let Some(row) = db.query_opt(&stmt, &[&digest.as_bytes()]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(SessionIdentity {
+        session_id: get(&row, 0)?,
+        userid: get(&row, 1)?,
+        username: get(&row, 2)?,
+        email: get(&row, 3)?,
+        admin: get(&row, 4)?,
+        created_at: get(&row, 5)?,
+        expires_at: get(&row, 6)?,
+        max_expires_at: get(&row, 7)?,
+        extra_data: get(&row, 8)?,
+    }))
+}
+
+/// Writes a slid expiry; false when the session no longer exists.
+pub async fn refresh(db: &impl GenericClient, digest: &KeyDigest, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
+    const SQL: &str = "UPDATE sessions SET expires_at = $2, last_seen_at = $3 WHERE key_digest = $1";
+    let stmt = db.prepare_cached(SQL).await?;
+    Ok(db.execute(&stmt, &[&digest.as_bytes(), &expires_at, &now]).await? == 1)
+}
+
+/// Deletes the session with this key; returns its owner when there was one.
+pub async fn delete_by_digest(db: &impl GenericClient, digest: &KeyDigest) -> StoreResult<Option<i64>> {
+    let stmt = db.prepare_cached("DELETE FROM sessions WHERE key_digest = $1 RETURNING userid").await?;
+    db.query_opt(&stmt, &[&digest.as_bytes()]).await?.map(|r| get(&r, 0)).transpose()
+}
+
+/// Deletes a session by its public id; returns its key digest when there was one.
+pub async fn delete_by_id(db: &impl GenericClient, session_id: i64) -> StoreResult<Option<KeyDigest>> {
+    let stmt = db.prepare_cached("DELETE FROM sessions WHERE session_id = $1 RETURNING key_digest").await?;
+    match db.query_opt(&stmt, &[&session_id]).await? {
+        None => Ok(None),
+        Some(row) => {
+            let bytes: Vec<u8> = get(&row, 0)?;
+            KeyDigest::from_slice(&bytes).map(Some).ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
+        }
+    }
+}
+
+/// Which sessions a listing or a kill covers.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFilter<'a> {
+    /// 0 means every user.
+    pub userid: i64,
+    pub expired_only: bool,
+    pub now: DateTime<Utc>,
+    /// A session to leave out (the caller's own).
+    pub except: Option<&'a KeyDigest>,
+}
+
+const FILTER: &str = "($1::bigint = 0 OR s.userid = $1) AND (NOT $2::boolean OR s.expires_at <= $3::timestamptz)
+                      AND ($4::bytea IS NULL OR s.key_digest <> $4)";
+
+pub async fn list(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult<Vec<SessionRow>> {
+    let sql = format!(
+        "SELECT s.session_id, s.userid, u.username, s.created_at, s.expires_at, s.last_seen_at, s.extra_data
+         FROM sessions s JOIN users u ON u.userid = s.userid WHERE {FILTER} ORDER BY s.session_id"
+    );
+    let stmt = db.prepare_cached(&sql).await?;
+    let except = f.except.map(|d| d.as_bytes());
+    let rows = db.query(&stmt, &[&f.userid, &f.expired_only, &f.now, &except]).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SessionRow {
+                session_id: get(row, 0)?,
+                userid: get(row, 1)?,
+                username: get(row, 2)?,
+                created_at: get(row, 3)?,
+                expires_at: get(row, 4)?,
+                last_seen_at: get(row, 5)?,
+                extra_data: get(row, 6)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the sessions the filter covers; returns how many.
+pub async fn kill(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult<u64> {
+    let sql = format!("DELETE FROM sessions s WHERE {FILTER}");
+    let stmt = db.prepare_cached(&sql).await?;
+    let except = f.except.map(|d| d.as_bytes());
+    Ok(db.execute(&stmt, &[&f.userid, &f.expired_only, &f.now, &except]).await?)
+}
+
+/// Deletes up to `batch` expired sessions, skipping rows other transactions hold.
+pub async fn purge_expired_batch(db: &impl GenericClient, now: DateTime<Utc>, batch: i64) -> StoreResult<u64> {
+    const SQL: &str = "DELETE FROM sessions WHERE session_id IN (
+                           SELECT session_id FROM sessions WHERE expires_at <= $1
+                           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    let stmt = db.prepare_cached(SQL).await?;
+    Ok(db.execute(&stmt, &[&now, &batch]).await?)
+}

@@ -1,0 +1,296 @@
+//! Test support: a real PostgreSQL (from `PGUSERS_TEST_DATABASE_URL`, or a private throwaway
+//! cluster shared by the test binary), a migrated template cloned per test, and the real daemon
+//! started in-process on port 0 exactly as production starts it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pgusers::clock::ManualClock;
+use pgusers::config::{Secret, Settings};
+use pgusers::embedded::{self, EmbeddedPostgres};
+use pgusers::startup::{self, Daemon, Inherited};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "test-api-token-0123456789";
+
+/// Where test databases live: an external server or our private cluster.
+struct Server {
+    base: tokio_postgres::Config,
+    _private: Option<Mutex<EmbeddedPostgres>>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("PGUSERS_TEST_DATABASE_URL") {
+        Ok(url) => Server {
+            base: url.parse().expect("PGUSERS_TEST_DATABASE_URL is not a connection string"),
+            _private: None,
+        },
+        Err(_) => {
+            let dir = tempfile::Builder::new().prefix("pgusers-test-").tempdir().expect("temp dir").keep();
+            let pg = EmbeddedPostgres::start(
+                &dir,
+                embedded::Options {
+                    durable: false,
+                    remove_on_exit: true,
+                },
+            )
+            .expect("cannot start a throwaway PostgreSQL for the tests");
+            Server {
+                base: pg.config("postgres"),
+                _private: Some(Mutex::new(pg)),
+            }
+        }
+    })
+}
+
+fn config_for(base: &tokio_postgres::Config, dbname: &str) -> tokio_postgres::Config {
+    let mut cfg = base.clone();
+    cfg.dbname(dbname);
+    cfg
+}
+
+pub async fn connect(cfg: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+fn migrations_fingerprint() -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for m in pgusers::store::migrate::MIGRATIONS {
+        h.update(m.sql.as_bytes());
+    }
+    hex::encode(&h.finalize()[..6])
+}
+
+async fn template(base: &tokio_postgres::Config) -> String {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("pgusers_tmpl_{}", migrations_fingerprint());
+            let admin = connect(&config_for(base, "postgres")).await;
+            admin.execute("SELECT pg_advisory_lock(4242)", &[]).await.unwrap();
+            embedded::create_database_if_missing(&admin, &name).await.unwrap();
+            {
+                let (mut client, connection) = config_for(base, &name).connect(tokio_postgres::NoTls).await.unwrap();
+                let driver = tokio::spawn(connection);
+                pgusers::store::migrate::run(&mut client).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            }
+            admin.execute("SELECT pg_advisory_unlock(4242)", &[]).await.unwrap();
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fresh database cloned from the migrated template; dropped with the value.
+pub struct TestDb {
+    pub name: String,
+    pub config: tokio_postgres::Config,
+    base: tokio_postgres::Config,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        Self::create_on(&server().base).await
+    }
+
+    pub async fn create_on(base: &tokio_postgres::Config) -> Self {
+        let template = template(base).await;
+        let name = format!("t_{}", pgusers::domain::keys::random_hex(6));
+        let admin = connect(&config_for(base, "postgres")).await;
+        let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+        let mut tries = 0;
+        loop {
+            match admin.batch_execute(&sql).await {
+                Ok(()) => break,
+                // The template may still show the migrating connection for a moment.
+                Err(e) if tries < 50 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot create the test database: {e}"),
+            }
+        }
+        Self {
+            config: config_for(base, &name),
+            name,
+            base: base.clone(),
+        }
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.config).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let base = self.base.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok((admin, connection)) = config_for(&base, "postgres").connect(tokio_postgres::NoTls).await {
+                    tokio::spawn(connection);
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for a test daemon on `db`: port 0, cheap hashing, a known API token.
+pub fn settings_for(db: &tokio_postgres::Config) -> Settings {
+    let mut s = Settings::default();
+    let d = &mut s.database;
+    d.url = None;
+    d.dbname = db.get_dbname().map(String::from);
+    d.user = db.get_user().map(String::from);
+    d.password = db.get_password().map(|p| Secret::new(String::from_utf8_lossy(p)));
+    d.host = db.get_hosts().first().map(|h| match h {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    });
+    d.port = db.get_ports().first().copied();
+    d.pool_size = 4;
+    d.connect_timeout = std::time::Duration::from_secs(2);
+    s.server.listen = vec![pgusers::config::ListenAddr::Tcp("127.0.0.1:0".into())];
+    s.server.workers = 2;
+    s.api.tokens = vec![Secret::new(TOKEN)];
+    s.password.argon2_memory_kib = 256;
+    s.password.argon2_iterations = 1;
+    s.password.hash_threads = 2;
+    s.janitor.interval = std::time::Duration::from_secs(3600);
+    s.session.cookie_secure = false;
+    s
+}
+
+/// The real daemon, in-process, on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub daemon: Daemon,
+    pub db: TestDb,
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The stable error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::create().await;
+        Self::start_on(db, tune).await
+    }
+
+    pub async fn start_on(db: TestDb, tune: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = settings_for(&db.config);
+        tune(&mut settings);
+        let clock = ManualClock::new();
+        let mut daemon = startup::build(settings, clock.clone(), Inherited::default()).await.expect("daemon starts");
+        let base = daemon.base_url().expect("a TCP listener");
+        daemon.spawn();
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self {
+            base,
+            http,
+            clock,
+            daemon,
+            db,
+        }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::reply(req.send().await.expect("request")).await
+    }
+
+    pub async fn reply(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.request(Method::GET, path, bearer, None).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, bearer, Some(body)).await
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.request(method, path, Some(TOKEN), body).await
+    }
+
+    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
+        let r = self
+            .admin(
+                Method::POST,
+                "/v1/users",
+                Some(json!({"username": username, "password": password, "email": format!("{username}@example.org"), "admin": admin})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["userid"].as_i64().unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self.post("/v1/login", None, json!({"username": username, "password": password})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["key"].as_str().unwrap().to_string()
+    }
+
+    pub async fn check(&self, key: &str) -> Reply {
+        self.post("/v1/sessions/check", None, json!({ "key": key })).await
+    }
+
+    /// The stored expiry of a session, read straight from the database.
+    pub async fn stored_expiry(&self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let digest = pgusers::domain::KeyDigest::of(key);
+        let client = self.db.client().await;
+        client
+            .query_opt("SELECT expires_at FROM sessions WHERE key_digest = $1", &[&digest.as_bytes()])
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    }
+}
