@@ -1,0 +1,353 @@
+//! Logins, checks, sliding expiry, the janitor, logout, listing and killing sessions, the TTL
+//! setting and self service, against a real PostgreSQL with a movable clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::TestApp;
+
+#[actix_web::test]
+async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
+    let app = TestApp::start().await;
+    let id = app.create_user("alice", "password1", true).await;
+    let r = app.post("/v1/login", None, json!({"username": "ALICE", "password": "password1", "extra_data": {"ip": "10.0.0.1"}})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let key = r.body["key"].as_str().unwrap();
+    assert!(key.len() >= 43 && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    assert_eq!(r.body["userid"], id);
+    assert_eq!(r.body["admin"], true);
+    assert!(r.body["expires_at"].is_string());
+
+    let c = app.check(key).await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert_eq!(c.body["userid"], id);
+    assert_eq!(c.body["username"], "alice");
+    assert_eq!(c.body["email"], "alice@example.org");
+    assert_eq!(c.body["admin"], true);
+    assert_eq!(c.body["extra_data"], json!({"ip": "10.0.0.1"}));
+
+    let stored: Vec<u8> = app.db.client().await.query_one("SELECT key_digest FROM sessions", &[]).await.unwrap().get(0);
+    assert_eq!(stored.len(), 32);
+    assert_ne!(stored, key.as_bytes(), "only a digest of the key is stored");
+}
+
+#[actix_web::test]
+async fn unknown_users_and_wrong_passwords_look_the_same() {
+    let app = TestApp::start().await;
+    app.create_user("bob", "password1", false).await;
+    let wrong = app.post("/v1/login", None, json!({"username": "bob", "password": "password2"})).await;
+    let unknown = app.post("/v1/login", None, json!({"username": "nobody", "password": "password2"})).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "INVALID_CREDENTIALS");
+    assert_eq!((wrong.status, wrong.text.clone()), (unknown.status, unknown.text.clone()));
+    let missing = app.post("/v1/login", None, json!({"username": "bob"})).await;
+    assert_eq!(missing.code(), "BAD_CALL");
+}
+
+#[actix_web::test]
+async fn unknown_keys_are_not_found_and_bad_bodies_are_bad_calls() {
+    let app = TestApp::start().await;
+    for key in ["nope", "", &"k".repeat(2000)] {
+        let r = app.check(key).await;
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "NOT_FOUND"));
+    }
+    let r = app.post("/v1/sessions/check", None, json!({"key": 5})).await;
+    assert_eq!(r.code(), "BAD_CALL");
+    let r = app.post("/v1/sessions/check", None, json!({"key": "a", "more": 1})).await;
+    assert_eq!(r.code(), "BAD_CALL");
+}
+
+#[actix_web::test]
+async fn checks_slide_the_expiry_and_an_unchecked_session_expires_then_is_purged() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(600);
+        s.session.refresh_interval = std::time::Duration::from_secs(60);
+    })
+    .await;
+    app.create_user("carol", "password1", false).await;
+    let key = app.login("carol", "password1").await;
+
+    // Checked every 5 minutes, the session outlives its first TTL many times over.
+    for _ in 0..6 {
+        app.clock.advance(Duration::seconds(300));
+        assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    }
+    // Left alone past the TTL, it expires.
+    app.clock.advance(Duration::seconds(601));
+    let r = app.check(&key).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "EXPIRED"));
+    // The janitor purges it; after that it is unknown.
+    let purged = app.daemon.services.janitor.run_now().await.unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
+}
+
+#[actix_web::test]
+async fn the_stored_expiry_is_written_at_most_once_per_refresh_interval() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(3600);
+        s.session.refresh_interval = std::time::Duration::from_secs(60);
+    })
+    .await;
+    app.create_user("dan", "password1", false).await;
+    let key = app.login("dan", "password1").await;
+    let at_login = app.stored_expiry(&key).await.unwrap();
+    app.clock.advance(Duration::seconds(30));
+    assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    assert_eq!(app.stored_expiry(&key).await.unwrap(), at_login, "30 s of lag is within the interval");
+    app.clock.advance(Duration::seconds(31));
+    let r = app.check(&key).await;
+    let stored = app.stored_expiry(&key).await.unwrap();
+    assert!(stored - at_login >= Duration::seconds(60), "61 s of lag is written");
+    let answered: chrono::DateTime<chrono::Utc> = r.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!((answered - stored).num_seconds().abs() <= 1);
+}
+
+#[actix_web::test]
+async fn the_janitor_runs_on_its_own_schedule() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(60);
+        s.janitor.interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    app.create_user("erin", "password1", false).await;
+    app.login("erin", "password1").await;
+    app.login("erin", "password1").await;
+    app.clock.advance(Duration::seconds(61));
+    let client = app.db.client().await;
+    let mut left = 2;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = client.query("SELECT 1 FROM sessions", &[]).await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "expired sessions were purged without being asked");
+}
+
+#[actix_web::test]
+async fn logout_ends_the_session() {
+    let app = TestApp::start().await;
+    app.create_user("fay", "password1", false).await;
+    let key = app.login("fay", "password1").await;
+    assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    let r = app.request(Method::POST, "/v1/logout", Some(&key), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
+    let again = app.request(Method::POST, "/v1/logout", Some(&key), None).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    let none = app.request(Method::POST, "/v1/logout", None, None).await;
+    assert_eq!(none.code(), "UNAUTHENTICATED");
+}
+
+#[actix_web::test]
+async fn sessions_are_listed_and_killed_by_user_and_by_expiry_without_keys() {
+    let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(100)).await;
+    let g = app.create_user("gus", "password1", false).await;
+    let h = app.create_user("hal", "password1", false).await;
+    let old = app.login("gus", "password1").await;
+    app.clock.advance(Duration::seconds(60));
+    let gus_new = app.login("gus", "password1").await;
+    let hal = app.login("hal", "password1").await;
+    app.clock.advance(Duration::seconds(50));
+
+    let all = app.admin(Method::GET, "/v1/sessions?userid=0", None).await;
+    let sessions = all.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3);
+    for s in sessions {
+        for field in ["session_id", "userid", "username", "created_at", "expires_at", "last_seen_at", "extra_data"] {
+            assert!(s.get(field).is_some(), "{field}");
+        }
+    }
+    for key in [&old, &gus_new, &hal] {
+        assert!(!all.text.contains(key.as_str()), "a listing never shows keys");
+    }
+    let gus_only = app.admin(Method::GET, &format!("/v1/sessions?userid={g}"), None).await;
+    assert_eq!(gus_only.body["sessions"].as_array().unwrap().len(), 2);
+    let expired = app.admin(Method::GET, "/v1/sessions?userid=0&expired=true", None).await;
+    let expired = expired.body["sessions"].as_array().unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0]["userid"], g);
+
+    let r = app.admin(Method::GET, "/v1/sessions", None).await;
+    assert_eq!(r.code(), "BAD_CALL", "userid is required");
+    let r = app.admin(Method::DELETE, "/v1/sessions?expired=true", None).await;
+    assert_eq!(r.code(), "BAD_CALL");
+
+    let r = app.admin(Method::DELETE, "/v1/sessions?userid=0&expired=true", None).await;
+    assert_eq!(r.body, json!({"killed": 1}));
+    assert_eq!(app.check(&old).await.code(), "NOT_FOUND");
+    assert_eq!(app.check(&gus_new).await.status, StatusCode::OK);
+    let r = app.admin(Method::DELETE, &format!("/v1/sessions?userid={h}"), None).await;
+    assert_eq!(r.body, json!({"killed": 1}));
+    assert_eq!(app.check(&hal).await.code(), "NOT_FOUND", "a killed session is refused at once");
+    let r = app.admin(Method::DELETE, "/v1/sessions?userid=0", None).await;
+    assert_eq!(r.body, json!({"killed": 1}));
+    assert_eq!(app.check(&gus_new).await.code(), "NOT_FOUND");
+}
+
+#[actix_web::test]
+async fn one_session_is_killed_by_its_public_id() {
+    let app = TestApp::start().await;
+    app.create_user("ida", "password1", false).await;
+    let key = app.login("ida", "password1").await;
+    let other = app.login("ida", "password1").await;
+    assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    let listing = app.admin(Method::GET, "/v1/sessions?userid=0", None).await;
+    let id = listing.body["sessions"][0]["session_id"].as_i64().unwrap();
+    let r = app.admin(Method::DELETE, &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
+    assert_eq!(app.check(&other).await.status, StatusCode::OK);
+    let r = app.admin(Method::DELETE, &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"));
+}
+
+#[actix_web::test]
+async fn the_ttl_can_be_set_through_the_api_and_reset_to_the_configured_one() {
+    let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(1000)).await;
+    app.create_user("jo", "password1", false).await;
+    let settings = app.admin(Method::GET, "/v1/settings", None).await;
+    assert_eq!(settings.body["session_ttl"], json!({"seconds": 1000, "source": "config"}));
+
+    let r = app.admin(Method::PUT, "/v1/settings/session_ttl", Some(json!({"seconds": 60}))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let settings = app.admin(Method::GET, "/v1/settings", None).await;
+    assert_eq!(settings.body["session_ttl"], json!({"seconds": 60, "source": "api"}));
+    let key = app.login("jo", "password1").await;
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(app.check(&key).await.code(), "EXPIRED", "new sessions get the new TTL");
+
+    for bad in [json!({"seconds": 0}), json!({"seconds": 315_360_001}), json!({"seconds": "60"}), json!({})] {
+        let r = app.admin(Method::PUT, "/v1/settings/session_ttl", Some(bad.clone())).await;
+        assert_eq!(r.code(), "BAD_CALL", "{bad}");
+    }
+    let r = app.admin(Method::DELETE, "/v1/settings/session_ttl", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let settings = app.admin(Method::GET, "/v1/settings", None).await;
+    assert_eq!(settings.body["session_ttl"], json!({"seconds": 1000, "source": "config"}));
+}
+
+#[actix_web::test]
+async fn the_api_ttl_survives_a_restart_because_it_is_stored() {
+    let app = TestApp::start().await;
+    app.admin(Method::PUT, "/v1/settings/session_ttl", Some(json!({"seconds": 77}))).await;
+    let db = support::TestDb::create().await;
+    drop(db);
+    let mut settings = support::settings_for(&app.db.config);
+    settings.session.ttl = std::time::Duration::from_secs(5000);
+    let mut second = pgusers::startup::build(settings, app.clock.clone(), Default::default()).await.unwrap();
+    let base = second.base_url().unwrap();
+    second.spawn();
+    let r = app.http.get(format!("{base}/v1/settings")).bearer_auth(support::TOKEN).send().await.unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["session_ttl"], json!({"seconds": 77, "source": "api"}));
+}
+
+#[actix_web::test]
+async fn each_account_change_is_seen_by_the_very_next_check() {
+    let app = TestApp::start().await;
+    let id = app.create_user("kim", "password1", true).await;
+    let key = app.login("kim", "password1").await;
+    assert_eq!(app.check(&key).await.body["admin"], true);
+
+    app.admin(Method::PATCH, &format!("/v1/users/{id}"), Some(json!({"username": "kimberly", "email": "k@x.org"}))).await;
+    let r = app.check(&key).await;
+    assert_eq!((r.body["username"].as_str(), r.body["email"].as_str()), (Some("kimberly"), Some("k@x.org")));
+
+    app.admin(Method::PUT, &format!("/v1/users/{id}/admin"), Some(json!({"admin": false}))).await;
+    let r = app.check(&key).await;
+    assert_eq!(r.status, StatusCode::OK, "revoking admin ends nothing");
+    assert_eq!(r.body["admin"], false);
+}
+
+#[actix_web::test]
+async fn a_user_manages_their_own_account_and_sessions() {
+    let app = TestApp::start().await;
+    let id = app.create_user("lou", "password1", false).await;
+    let mine = app.login("lou", "password1").await;
+    let other = app.login("lou", "password1").await;
+    let third = app.login("lou", "password1").await;
+
+    let me = app.get("/v1/me", Some(&mine)).await;
+    assert_eq!((me.status, me.body["userid"].as_i64()), (StatusCode::OK, Some(id)));
+    let cookie = app
+        .http
+        .get(format!("{}/v1/me", app.base))
+        .header("Cookie", format!("pgusers_session={mine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cookie.status(), StatusCode::OK, "the session cookie works too");
+    assert_eq!(app.get("/v1/me", None).await.code(), "UNAUTHENTICATED");
+    assert_eq!(app.get("/v1/me", Some("bogus")).await.status, StatusCode::UNAUTHORIZED);
+
+    let list = app.get("/v1/me/sessions", Some(&mine)).await;
+    assert_eq!(list.body["sessions"].as_array().unwrap().len(), 3);
+
+    let r = app.request(Method::PUT, "/v1/me/password", Some(&mine), Some(json!({"old_password": "nope-nope", "new_password": "password2"}))).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "REJECTED"));
+    let r = app.request(Method::PUT, "/v1/me/password", Some(&mine), Some(json!({"old_password": "password1", "new_password": "password2"}))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.check(&mine).await.status, StatusCode::OK, "the session that made the change stays");
+    assert_eq!(app.check(&other).await.code(), "NOT_FOUND", "other sessions end");
+    assert_eq!(app.check(&third).await.code(), "NOT_FOUND");
+
+    let again = app.login("lou", "password2").await;
+    let r = app.request(Method::DELETE, "/v1/me/sessions", Some(&mine), None).await;
+    assert_eq!(r.body, json!({"killed": 1}));
+    assert_eq!(app.check(&again).await.code(), "NOT_FOUND");
+    assert_eq!(app.check(&mine).await.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn an_admin_session_may_manage_and_keeps_itself_when_changing_its_own_password() {
+    let app = TestApp::start().await;
+    let id = app.create_user("max", "password1", true).await;
+    let key = app.login("max", "password1").await;
+    let second = app.login("max", "password1").await;
+    let r = app.request(Method::PUT, &format!("/v1/users/{id}/password"), Some(&key), Some(json!({"new_password": "password9"}))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    assert_eq!(app.check(&second).await.code(), "NOT_FOUND");
+}
+
+#[actix_web::test]
+async fn an_absolute_lifetime_ends_a_session_however_often_it_is_checked() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(600);
+        s.session.max_lifetime = Some(std::time::Duration::from_secs(1000));
+    })
+    .await;
+    app.create_user("ned", "password1", false).await;
+    let key = app.login("ned", "password1").await;
+    for _ in 0..3 {
+        app.clock.advance(Duration::seconds(300));
+        assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    }
+    app.clock.advance(Duration::seconds(101));
+    assert_eq!(app.check(&key).await.code(), "EXPIRED");
+}
+
+#[actix_web::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::start().await;
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["schema_version"], 1);
+}
+
+#[actix_web::test]
+async fn with_the_cache_disabled_everything_still_works() {
+    let app = TestApp::start_with(|s| s.session.cache_capacity = 0).await;
+    let id = app.create_user("ola", "password1", false).await;
+    let key = app.login("ola", "password1").await;
+    assert_eq!(app.check(&key).await.status, StatusCode::OK);
+    app.admin(Method::PATCH, &format!("/v1/users/{id}"), Some(json!({"username": "olaf"}))).await;
+    assert_eq!(app.check(&key).await.body["username"], "olaf");
+}
