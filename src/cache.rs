@@ -40,7 +40,13 @@ fn from_ms(ms: i64) -> DateTime<Utc> {
 }
 
 impl CachedSession {
-    fn build(s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>, user_generation: u64, user_evictions_seen: u64) -> Self {
+    fn build(
+        s: &SessionIdentity,
+        stored: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        user_generation: u64,
+        user_evictions_seen: u64,
+    ) -> Self {
         Self {
             session_id: s.session_id,
             userid: s.userid,
@@ -74,7 +80,8 @@ impl CachedSession {
     }
 
     pub fn set_stored_expires_at(&self, at: DateTime<Utc>) {
-        self.stored_expires_at_ms.store(to_ms(at), Ordering::Release);
+        self.stored_expires_at_ms
+            .store(to_ms(at), Ordering::Release);
     }
 }
 
@@ -130,7 +137,14 @@ impl SessionCache {
 
     /// Caches a session loaded from the database when `epoch_before_load` was current; if an
     /// invalidation happened since, the entry is dropped again (the load may be stale).
-    pub fn insert(&self, digest: KeyDigest, s: &SessionIdentity, stored_expires_at: DateTime<Utc>, expires_at: DateTime<Utc>, epoch_before_load: u64) -> Option<Arc<CachedSession>> {
+    pub fn insert(
+        &self,
+        digest: KeyDigest,
+        s: &SessionIdentity,
+        stored_expires_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        epoch_before_load: u64,
+    ) -> Option<Arc<CachedSession>> {
         let cache = self.entries.as_ref()?;
         let user_evictions_seen = self.user_evictions.load(Ordering::SeqCst);
         let entry = Arc::new(CachedSession::build(
@@ -227,7 +241,10 @@ mod tests {
         assert!(c.get(&a).is_none());
         assert!(c.get(&b).is_some());
         c.insert(a, &identity(1), now, now, c.epoch());
-        assert!(c.get(&a).is_some(), "a fresh load after the eviction is trusted");
+        assert!(
+            c.get(&a).is_some(),
+            "a fresh load after the eviction is trusted"
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@ use crate::startup::{self, Inherited};
 use crate::telemetry::{self, LogControl};
 
 #[derive(Parser, Debug)]
-#[command(name = "pgusers", version, about = "User authentication and session daemon on PostgreSQL")]
+#[command(
+    name = "pgusers",
+    version,
+    about = "User authentication and session daemon on PostgreSQL"
+)]
 pub struct Args {
     /// Configuration file (default: $PGUSERS_CONFIG, else /etc/pgusers/pgusers.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
@@ -73,7 +77,10 @@ fn load_settings(args: &Args) -> Result<(Settings, Sources), Vec<String>> {
 }
 
 fn report(problems: &[String]) {
-    eprintln!("pgusers: the configuration has {} problem(s):", problems.len());
+    eprintln!(
+        "pgusers: the configuration has {} problem(s):",
+        problems.len()
+    );
     for p in problems {
         eprintln!("  - {p}");
     }
@@ -121,7 +128,10 @@ async fn run(args: Args, inherited: Inherited) -> ExitCode {
             let _log = telemetry::init(&settings.log);
             match startup::connect_and_migrate(&settings).await {
                 Ok(_) => {
-                    println!("schema is at version {}", crate::store::migrate::latest_version());
+                    println!(
+                        "schema is at version {}",
+                        crate::store::migrate::latest_version()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -149,7 +159,11 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
     })
     .await
     .map_err(|e| e.to_string())??;
-    let (admin, connection) = pg.config("postgres").connect(tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+    let (admin, connection) = pg
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
     let driver = actix_web::rt::spawn(connection);
     embedded::create_database_if_missing(&admin, embedded::DATABASE).await?;
     drop(admin);
@@ -169,7 +183,12 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
     Ok(pg)
 }
 
-async fn serve(mut settings: Settings, sources: Sources, embedded_flag: Option<PathBuf>, inherited: Inherited) -> ExitCode {
+async fn serve(
+    mut settings: Settings,
+    sources: Sources,
+    embedded_flag: Option<PathBuf>,
+    inherited: Inherited,
+) -> ExitCode {
     let log = telemetry::init(&settings.log);
     let notifier = Notifier::from_env();
     notifier.status("starting");
@@ -194,7 +213,8 @@ async fn serve(mut settings: Settings, sources: Sources, embedded_flag: Option<P
         }
     }
     notifier.status("connecting to the database and applying migrations");
-    let mut daemon = match startup::build(settings.clone(), Arc::new(SystemClock), inherited).await {
+    let mut daemon = match startup::build(settings.clone(), Arc::new(SystemClock), inherited).await
+    {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -237,7 +257,13 @@ async fn serve(mut settings: Settings, sources: Sources, embedded_flag: Option<P
     code
 }
 
-async fn wait_for_signals(daemon: &startup::Daemon, sources: &Sources, current: &Settings, log: &LogControl, notifier: &Notifier) -> ExitCode {
+async fn wait_for_signals(
+    daemon: &startup::Daemon,
+    sources: &Sources,
+    current: &Settings,
+    log: &LogControl,
+    notifier: &Notifier,
+) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -274,20 +300,35 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
     let mut changed = Vec::new();
     let was = &current.session;
     if was.ttl != fresh.session.ttl {
-        changed.push(format!("session.ttl: {:?} -> {:?}", was.ttl, fresh.session.ttl));
+        changed.push(format!(
+            "session.ttl: {:?} -> {:?}",
+            was.ttl, fresh.session.ttl
+        ));
     }
     if was.refresh_interval != fresh.session.refresh_interval {
-        changed.push(format!("session.refresh_interval: {:?} -> {:?}", was.refresh_interval, fresh.session.refresh_interval));
+        changed.push(format!(
+            "session.refresh_interval: {:?} -> {:?}",
+            was.refresh_interval, fresh.session.refresh_interval
+        ));
     }
     if was.max_lifetime != fresh.session.max_lifetime {
-        changed.push(format!("session.max_lifetime: {:?} -> {:?}", was.max_lifetime, fresh.session.max_lifetime));
+        changed.push(format!(
+            "session.max_lifetime: {:?} -> {:?}",
+            was.max_lifetime, fresh.session.max_lifetime
+        ));
     }
     if current.janitor.interval != fresh.janitor.interval {
-        changed.push(format!("janitor.interval: {:?} -> {:?}", current.janitor.interval, fresh.janitor.interval));
+        changed.push(format!(
+            "janitor.interval: {:?} -> {:?}",
+            current.janitor.interval, fresh.janitor.interval
+        ));
     }
     if current.log.level != fresh.log.level {
         match log.set_level(&fresh.log.level) {
-            Ok(()) => changed.push(format!("log.level: {} -> {}", current.log.level, fresh.log.level)),
+            Ok(()) => changed.push(format!(
+                "log.level: {} -> {}",
+                current.log.level, fresh.log.level
+            )),
             Err(e) => tracing::error!(error = %e, "cannot apply log.level"),
         }
     }
@@ -310,7 +351,9 @@ fn healthcheck(settings: &Settings, url: Option<String>) -> ExitCode {
             .listen
             .iter()
             .find_map(|l| match l {
-                config::ListenAddr::Tcp(a) => Some(a.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")),
+                config::ListenAddr::Tcp(a) => {
+                    Some(a.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]"))
+                }
                 config::ListenAddr::Unix(_) => None,
             })
             .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -320,7 +363,10 @@ fn healthcheck(settings: &Settings, url: Option<String>) -> ExitCode {
         eprintln!("healthcheck: only http:// URLs are supported");
         return ExitCode::from(2);
     };
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/healthz".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/healthz".into()));
     let attempt = || -> std::io::Result<bool> {
         use std::net::ToSocketAddrs;
         let addr = host

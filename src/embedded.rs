@@ -17,11 +17,16 @@ const PORT: u16 = 5432;
 /// Finds `initdb` and `postgres`: on PATH, else the newest `/usr/lib/postgresql/*/bin`.
 pub fn find_binaries() -> Result<PathBuf, String> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
+        std::env::split_paths(&paths)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
     });
     if let Some(dir) = on_path {
         // Follow symlinks (e.g. /usr/local/bin/initdb) to the directory with the other tools.
-        let real = dir.join("initdb").canonicalize().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+        let real = dir
+            .join("initdb")
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
         return Ok(real.unwrap_or(dir));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -76,7 +81,17 @@ fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
 
 /// Child processes must not speak systemd's protocols on our behalf.
 fn scrub(cmd: &mut Command) -> &mut Command {
-    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "PGDATA", "PGHOST", "PGPORT"] {
+    for var in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "PGDATA",
+        "PGHOST",
+        "PGPORT",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -86,19 +101,27 @@ impl EmbeddedPostgres {
     /// Creates the cluster in `dir` if needed and starts it; blocks until it accepts connections.
     pub fn start(dir: &Path, options: Options) -> Result<Self, String> {
         let bin = find_binaries()?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
         if dir.join(format!(".s.PGSQL.{PORT}")).as_os_str().len() > 100 {
-            return Err(format!("{} is too long a path for a Unix socket; choose a shorter directory", dir.display()));
+            return Err(format!(
+                "{} is too long a path for a Unix socket; choose a shorter directory",
+                dir.display()
+            ));
         }
         let run_as = unprivileged_account()?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("cannot set permissions on {}: {e}", dir.display()))?;
         if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .map_err(|e| format!("cannot hand {} to the PostgreSQL account: {e}", dir.display()))?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| {
+                format!(
+                    "cannot hand {} to the PostgreSQL account: {e}",
+                    dir.display()
+                )
+            })?;
         }
         let mut pg = Self {
             dir,
@@ -139,8 +162,20 @@ impl EmbeddedPostgres {
             .command("initdb")
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-U", ROLE, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"])
-            .args(if self.options.durable { &[][..] } else { &["--no-sync"][..] })
+            .args([
+                "-U",
+                ROLE,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ])
+            .args(if self.options.durable {
+                &[][..]
+            } else {
+                &["--no-sync"][..]
+            })
             .output()
             .map_err(|e| format!("cannot run initdb: {e}"))?;
         if !output.status.success() {
@@ -172,7 +207,13 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
 "#;
         let stale_pid = self.data_dir().join("postmaster.pid");
         if stale_pid.exists() {
-            let _ = self.command("pg_ctl").arg("stop").arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w"]).output();
+            let _ = self
+                .command("pg_ctl")
+                .arg("stop")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w"])
+                .output();
         }
         let mut cmd = Command::new("/bin/sh");
         scrub(&mut cmd);
@@ -187,10 +228,24 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
             .arg(self.data_dir())
             .arg("-k")
             .arg(&self.dir)
-            .args(["-p", &PORT.to_string(), "-c", "listen_addresses=", "-c", "unix_socket_permissions=0700"])
+            .args([
+                "-p",
+                &PORT.to_string(),
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "unix_socket_permissions=0700",
+            ])
             .args(["-c", "max_connections=200", "-c", "shared_buffers=128MB"]);
         if !self.options.durable {
-            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            cmd.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         if self.options.remove_on_exit {
             cmd.env("PGUSERS_EMBEDDED_REMOVE", &self.dir);
@@ -237,7 +292,9 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
                 }
             }
             if started.elapsed() > timeout {
-                return Err(format!("the embedded PostgreSQL did not become ready within {timeout:?}"));
+                return Err(format!(
+                    "the embedded PostgreSQL did not become ready within {timeout:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -246,7 +303,10 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
     /// A libpq configuration for `dbname` on this cluster.
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.dir).port(PORT).user(ROLE).dbname(dbname);
+        cfg.host_path(&self.dir)
+            .port(PORT)
+            .user(ROLE)
+            .dbname(dbname);
         cfg
     }
 
@@ -275,7 +335,10 @@ impl Drop for EmbeddedPostgres {
 }
 
 /// Creates `name` on the server of `admin` (connected to another database) unless it exists.
-pub async fn create_database_if_missing(admin: &tokio_postgres::Client, name: &str) -> Result<(), String> {
+pub async fn create_database_if_missing(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), String> {
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
@@ -309,7 +372,8 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(token.as_bytes()).map_err(|e| e.to_string())?;
+    file.write_all(token.as_bytes())
+        .map_err(|e| e.to_string())?;
     Ok((path, token))
 }
 

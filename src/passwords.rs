@@ -56,7 +56,10 @@ impl PasswordHasher {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce(Argon2<'static>) -> T + Send + 'static) -> Result<T, HashError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_limit {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(HashError::Busy);
@@ -82,12 +85,18 @@ impl PasswordHasher {
     }
 
     /// Whether `password` matches `stored`; with no stored hash, does the same work and says no.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, HashError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
         let (hash, real) = match stored {
             Some(h) => (h, true),
             None => (self.decoy_hash.clone(), false),
         };
-        let matched = self.run(move |argon2| verify_with(&argon2, &password, &hash)).await?;
+        let matched = self
+            .run(move |argon2| verify_with(&argon2, &password, &hash))
+            .await?;
         Ok(real && matched)
     }
 }
@@ -124,8 +133,14 @@ mod tests {
         let h = cheap();
         let hash = h.hash("correct horse".into()).await.unwrap_or_default();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap_or(false));
-        assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap_or(true));
+        assert!(h
+            .verify("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap_or(false));
+        assert!(!h
+            .verify("wrong horse".into(), Some(hash))
+            .await
+            .unwrap_or(true));
     }
 
     #[tokio::test]
@@ -136,7 +151,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_default_parameters_are_owasps() {
-        let h = PasswordHasher::new(&Settings::default().password, 1).unwrap_or_else(|e| panic!("{e}"));
+        let h =
+            PasswordHasher::new(&Settings::default().password, 1).unwrap_or_else(|e| panic!("{e}"));
         let hash = h.hash("pw".into()).await.unwrap_or_default();
         assert!(hash.contains("m=19456,t=2,p=1"), "{hash}");
     }

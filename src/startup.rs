@@ -47,7 +47,10 @@ impl Daemon {
 
     /// `http://` URL of the first TCP listener.
     pub fn base_url(&self) -> Option<String> {
-        self.addresses.iter().find(|a| !a.starts_with("unix:")).map(|a| format!("http://{a}"))
+        self.addresses
+            .iter()
+            .find(|a| !a.starts_with("unix:"))
+            .map(|a| format!("http://{a}"))
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`),
@@ -66,15 +69,22 @@ pub enum StartupError {
     #[error("database: {0}")]
     Database(String),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Connects to the database described by `settings`, applies pending migrations, and returns
 /// the pool.
 pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupError> {
     let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
-    let pool = store::build_pool(pg_config, settings.database.pool_size, settings.database.connect_timeout)
-        .map_err(StartupError::Config)?;
+    let pool = store::build_pool(
+        pg_config,
+        settings.database.pool_size,
+        settings.database.connect_timeout,
+    )
+    .map_err(StartupError::Config)?;
     let mut client = pool
         .get()
         .await
@@ -89,10 +99,18 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupErr
 }
 
 /// Builds the whole daemon. Must run inside an actix system (`#[actix_web::main]`/`::test`).
-pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited) -> Result<Daemon, StartupError> {
+pub async fn build(
+    settings: Settings,
+    clock: SharedClock,
+    inherited: Inherited,
+) -> Result<Daemon, StartupError> {
     let pool = connect_and_migrate(&settings).await?;
-    let hasher = PasswordHasher::new(&settings.password, settings.hash_threads()).map_err(StartupError::Config)?;
-    let cache = SessionCache::new(settings.session.cache_capacity, settings.session.cache_max_age);
+    let hasher = PasswordHasher::new(&settings.password, settings.hash_threads())
+        .map_err(StartupError::Config)?;
+    let cache = SessionCache::new(
+        settings.session.cache_capacity,
+        settings.session.cache_max_age,
+    );
     let core = Core {
         pool: pool.clone(),
         cache: Arc::new(cache),
@@ -108,7 +126,8 @@ pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited)
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?;
 
-    let identity_headers = IdentityHeaders::from_settings(&settings).map_err(StartupError::Config)?;
+    let identity_headers =
+        IdentityHeaders::from_settings(&settings).map_err(StartupError::Config)?;
     let state = web::Data::new(AppState {
         services: services.clone(),
         api_tokens: ApiTokens::new(settings.api.tokens.clone()),
@@ -136,7 +155,10 @@ pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited)
     };
     let inherited_any = !inherited.tcp.is_empty() || !inherited.unix.is_empty();
     for listener in inherited.tcp {
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         server = server.listen(listener).map_err(|e| listen_err(&addr, e))?;
         addresses.push(addr);
     }
@@ -146,7 +168,9 @@ pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited)
             .ok()
             .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
             .unwrap_or_else(|| "unix:".into());
-        server = server.listen_uds(listener).map_err(|e| listen_err(&addr, e))?;
+        server = server
+            .listen_uds(listener)
+            .map_err(|e| listen_err(&addr, e))?;
         addresses.push(addr);
     }
     if !inherited_any {
@@ -154,7 +178,10 @@ pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited)
             match addr {
                 ListenAddr::Tcp(a) => {
                     let listener = TcpListener::bind(a).map_err(|e| listen_err(a, e))?;
-                    let bound = listener.local_addr().map(|l| l.to_string()).unwrap_or_else(|_| a.clone());
+                    let bound = listener
+                        .local_addr()
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|_| a.clone());
                     server = server.listen(listener).map_err(|e| listen_err(a, e))?;
                     addresses.push(bound);
                 }
@@ -164,7 +191,9 @@ pub async fn build(settings: Settings, clock: SharedClock, inherited: Inherited)
                         let _ = std::fs::remove_file(path);
                     }
                     let listener = UnixListener::bind(path).map_err(|e| listen_err(&shown, e))?;
-                    server = server.listen_uds(listener).map_err(|e| listen_err(&shown, e))?;
+                    server = server
+                        .listen_uds(listener)
+                        .map_err(|e| listen_err(&shown, e))?;
                     addresses.push(shown);
                 }
             }

@@ -37,10 +37,18 @@ pub fn init(settings: &LogSettings) -> LogControl {
     let registry = tracing_subscriber::registry().with(filter);
     let installed = if json {
         registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init()
     };
     LogControl {
         handle: installed.ok().map(|_| handle),

@@ -55,11 +55,16 @@ impl Tunables {
     /// Takes the reloadable values from a (re)loaded configuration.
     pub fn apply_config(&self, settings: &Settings) {
         let s = &settings.session;
-        self.config_ttl_secs.store(s.ttl.as_secs(), Ordering::Release);
-        self.max_lifetime_secs
-            .store(s.max_lifetime.map(|d| d.as_secs()).unwrap_or(0), Ordering::Release);
-        self.refresh_interval_ms.store(ms(s.refresh_interval), Ordering::Release);
-        self.janitor_interval_ms.store(ms(settings.janitor.interval), Ordering::Release);
+        self.config_ttl_secs
+            .store(s.ttl.as_secs(), Ordering::Release);
+        self.max_lifetime_secs.store(
+            s.max_lifetime.map(|d| d.as_secs()).unwrap_or(0),
+            Ordering::Release,
+        );
+        self.refresh_interval_ms
+            .store(ms(s.refresh_interval), Ordering::Release);
+        self.janitor_interval_ms
+            .store(ms(settings.janitor.interval), Ordering::Release);
     }
 
     pub fn set_api_ttl(&self, seconds: Option<u64>) {
@@ -76,7 +81,10 @@ impl Tunables {
         if self.api_ttl_set.load(Ordering::Acquire) {
             (self.api_ttl_secs.load(Ordering::Acquire), TtlSource::Api)
         } else {
-            (self.config_ttl_secs.load(Ordering::Acquire), TtlSource::Config)
+            (
+                self.config_ttl_secs.load(Ordering::Acquire),
+                TtlSource::Config,
+            )
         }
     }
 
@@ -87,12 +95,16 @@ impl Tunables {
     pub fn max_lifetime(&self) -> Option<Duration> {
         match self.max_lifetime_secs.load(Ordering::Acquire) {
             0 => None,
-            s => Some(Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000))),
+            s => Some(Duration::seconds(
+                i64::try_from(s).unwrap_or(i64::MAX / 1000),
+            )),
         }
     }
 
     pub fn refresh_interval(&self) -> Duration {
-        Duration::milliseconds(i64::try_from(self.refresh_interval_ms.load(Ordering::Acquire)).unwrap_or(i64::MAX))
+        Duration::milliseconds(
+            i64::try_from(self.refresh_interval_ms.load(Ordering::Acquire)).unwrap_or(i64::MAX),
+        )
     }
 
     pub fn janitor_interval(&self) -> std::time::Duration {

@@ -1,7 +1,10 @@
 //! `JanitorActor` purges expired sessions every `janitor.interval`, in bounded batches, off the
 //! request path; it logs its start, its work and its stop.
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message,
+    ResponseActFuture, WrapFuture,
+};
 
 use super::{ask, Core};
 use crate::error::ApiError;
@@ -31,14 +34,16 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
 impl JanitorActor {
     fn schedule(&self, ctx: &mut Context<Self>) {
         ctx.run_later(self.core.tunables.janitor_interval(), |actor, ctx| {
-            let work = purge(actor.core.clone(), actor.batch).into_actor(actor).map(|result, actor, ctx| {
-                match result {
-                    Ok(0) => tracing::debug!("janitor: nothing to purge"),
-                    Ok(n) => tracing::info!(purged = n, "janitor: purged expired sessions"),
-                    Err(e) => tracing::warn!(error = %e, "janitor: purge failed; will retry"),
-                }
-                actor.schedule(ctx);
-            });
+            let work = purge(actor.core.clone(), actor.batch)
+                .into_actor(actor)
+                .map(|result, actor, ctx| {
+                    match result {
+                        Ok(0) => tracing::debug!("janitor: nothing to purge"),
+                        Ok(n) => tracing::info!(purged = n, "janitor: purged expired sessions"),
+                        Err(e) => tracing::warn!(error = %e, "janitor: purge failed; will retry"),
+                    }
+                    actor.schedule(ctx);
+                });
             ctx.spawn(work);
         });
     }

@@ -35,7 +35,10 @@ pub struct Core {
 
 impl Core {
     pub async fn db(&self) -> Result<Object, ApiError> {
-        self.pool.get().await.map_err(|e| ApiError::from(StoreError::from(e)))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| ApiError::from(StoreError::from(e)))
     }
 }
 

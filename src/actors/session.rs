@@ -12,7 +12,9 @@ use crate::cache::CachedSession;
 use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
-use crate::store::sessions::{self as store, NewSession, SessionFilter, SessionIdentity, SessionRow};
+use crate::store::sessions::{
+    self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
+};
 use crate::store::users::UserRow;
 use crate::store::{settings as settings_store, users as users_store};
 use crate::tunables::TtlSource;
@@ -100,7 +102,9 @@ impl Handler<KillOne> for SessionActor {
         Box::pin(async move {
             let db = core.db().await?;
             let digest = match msg {
-                KillOne::ByKey(digest) => store::delete_by_digest(&db, &digest).await?.map(|_| digest),
+                KillOne::ByKey(digest) => {
+                    store::delete_by_digest(&db, &digest).await?.map(|_| digest)
+                }
                 KillOne::ById(id) => store::delete_by_id(&db, id).await?,
             };
             if let Some(digest) = &digest {
@@ -186,8 +190,21 @@ impl SessionHandle {
             if now < entry.expires_at() {
                 let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at);
                 entry.set_expires_at(wanted);
-                if needs_refresh(entry.stored_expires_at(), wanted, self.core.tunables.refresh_interval()) {
-                    match ask(&self.addr, Refresh { digest, expires_at: wanted, now }).await {
+                if needs_refresh(
+                    entry.stored_expires_at(),
+                    wanted,
+                    self.core.tunables.refresh_interval(),
+                ) {
+                    match ask(
+                        &self.addr,
+                        Refresh {
+                            digest,
+                            expires_at: wanted,
+                            now,
+                        },
+                    )
+                    .await
+                    {
                         Ok(true) => entry.set_stored_expires_at(wanted),
                         Ok(false) => return Err(ApiError::SessionNotFound),
                         // The cached answer stands; the refresh is retried by the next check.
@@ -200,7 +217,11 @@ impl SessionHandle {
         self.check_in_database(digest, now).await
     }
 
-    async fn check_in_database(&self, digest: KeyDigest, now: DateTime<Utc>) -> ApiResult<Arc<CachedSession>> {
+    async fn check_in_database(
+        &self,
+        digest: KeyDigest,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Arc<CachedSession>> {
         let epoch = self.core.cache.epoch();
         let found = {
             let db = self.core.db().await?;
@@ -216,7 +237,16 @@ impl SessionHandle {
         let wanted = slide(now, self.core.tunables.ttl(), session.max_expires_at);
         let mut stored = session.expires_at;
         if needs_refresh(stored, wanted, self.core.tunables.refresh_interval()) {
-            if !ask(&self.addr, Refresh { digest, expires_at: wanted, now }).await? {
+            if !ask(
+                &self.addr,
+                Refresh {
+                    digest,
+                    expires_at: wanted,
+                    now,
+                },
+            )
+            .await?
+            {
                 return Err(ApiError::SessionNotFound);
             }
             stored = wanted;
@@ -224,7 +254,14 @@ impl SessionHandle {
         Ok(self.remember(digest, &session, stored, wanted, epoch))
     }
 
-    fn remember(&self, digest: KeyDigest, s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>, epoch: u64) -> Arc<CachedSession> {
+    fn remember(
+        &self,
+        digest: KeyDigest,
+        s: &SessionIdentity,
+        stored: DateTime<Utc>,
+        expires: DateTime<Utc>,
+        epoch: u64,
+    ) -> Arc<CachedSession> {
         self.core
             .cache
             .insert(digest, s, stored, expires, epoch)
@@ -278,7 +315,12 @@ impl SessionHandle {
     }
 
     /// Kills the sessions of `userid` (0 = everyone), optionally only expired ones, sparing `except`.
-    pub async fn kill_many(&self, userid: i64, expired_only: bool, except: Option<KeyDigest>) -> ApiResult<u64> {
+    pub async fn kill_many(
+        &self,
+        userid: i64,
+        expired_only: bool,
+        except: Option<KeyDigest>,
+    ) -> ApiResult<u64> {
         ask(
             &self.addr,
             KillMany {
@@ -290,7 +332,12 @@ impl SessionHandle {
         .await
     }
 
-    pub async fn list(&self, userid: i64, expired_only: bool, except: Option<&KeyDigest>) -> ApiResult<Vec<SessionRow>> {
+    pub async fn list(
+        &self,
+        userid: i64,
+        expired_only: bool,
+        except: Option<&KeyDigest>,
+    ) -> ApiResult<Vec<SessionRow>> {
         let db = self.core.db().await?;
         let filter = SessionFilter {
             userid,
@@ -310,7 +357,9 @@ impl SessionHandle {
     pub async fn set_ttl(&self, seconds: Option<u64>) -> ApiResult<()> {
         let db = self.core.db().await?;
         match seconds {
-            Some(s) => settings_store::set_session_ttl(&db, i64::try_from(s).unwrap_or(i64::MAX)).await?,
+            Some(s) => {
+                settings_store::set_session_ttl(&db, i64::try_from(s).unwrap_or(i64::MAX)).await?
+            }
             None => settings_store::clear_session_ttl(&db).await?,
         }
         self.core.tunables.set_api_ttl(seconds);

@@ -35,7 +35,11 @@ impl Handler<NewAccount> for UserActor {
     fn handle(&mut self, msg: NewAccount, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
-            let hash = core.hasher.hash(msg.password).await.map_err(crate::http::hash_error)?;
+            let hash = core
+                .hasher
+                .hash(msg.password)
+                .await
+                .map_err(crate::http::hash_error)?;
             let db = core.db().await?;
             let userid = store::insert(
                 &db,
@@ -97,7 +101,9 @@ impl Handler<Flag> for UserActor {
             let db = core.db().await?;
             let (userid, found) = match msg {
                 Flag::Delete { userid } => (userid, store::delete(&db, userid).await?),
-                Flag::SetAdmin { userid, admin } => (userid, store::set_admin(&db, userid, admin).await?),
+                Flag::SetAdmin { userid, admin } => {
+                    (userid, store::set_admin(&db, userid, admin).await?)
+                }
             };
             core.cache.evict_user(userid);
             Ok(found)
@@ -139,9 +145,16 @@ impl Handler<PasswordChange> for UserActor {
                     return Err(ApiError::Rejected);
                 }
             }
-            let hash = core.hasher.hash(msg.new_password).await.map_err(crate::http::hash_error)?;
+            let hash = core
+                .hasher
+                .hash(msg.new_password)
+                .await
+                .map_err(crate::http::hash_error)?;
             let mut db = core.db().await?;
-            let tx = db.transaction().await.map_err(crate::store::StoreError::from)?;
+            let tx = db
+                .transaction()
+                .await
+                .map_err(crate::store::StoreError::from)?;
             if !store::set_password_hash(&tx, msg.userid, &hash).await? {
                 return Err(ApiError::user_not_found());
             }
@@ -170,7 +183,11 @@ pub struct UserHandle {
 impl UserHandle {
     pub(super) fn start(core: Core, sessions: SessionHandle) -> Self {
         let addr = UserActor { core: core.clone() }.start();
-        Self { core, addr, sessions }
+        Self {
+            core,
+            addr,
+            sessions,
+        }
     }
 
     pub async fn create(&self, account: NewAccount) -> ApiResult<i64> {
@@ -182,17 +199,23 @@ impl UserHandle {
 
     pub async fn find_by_id(&self, userid: i64) -> ApiResult<UserRow> {
         let db = self.core.db().await?;
-        store::find_by_id(&db, userid).await?.ok_or_else(ApiError::user_not_found)
+        store::find_by_id(&db, userid)
+            .await?
+            .ok_or_else(ApiError::user_not_found)
     }
 
     pub async fn find_by_username(&self, username: &str) -> ApiResult<UserRow> {
         let db = self.core.db().await?;
-        store::find_by_username(&db, username).await?.ok_or_else(ApiError::user_not_found)
+        store::find_by_username(&db, username)
+            .await?
+            .ok_or_else(ApiError::user_not_found)
     }
 
     pub async fn find_by_email(&self, email: &str) -> ApiResult<UserRow> {
         let db = self.core.db().await?;
-        store::find_by_email(&db, email).await?.ok_or_else(ApiError::user_not_found)
+        store::find_by_email(&db, email)
+            .await?
+            .ok_or_else(ApiError::user_not_found)
     }
 
     pub async fn list(&self, after: i64, limit: i64) -> ApiResult<Vec<UserRow>> {
@@ -200,7 +223,13 @@ impl UserHandle {
         Ok(store::list(&db, after, limit).await?)
     }
 
-    pub async fn modify(&self, userid: i64, username: Option<String>, email: Option<String>, extra_data: Option<Option<Value>>) -> ApiResult<UserRow> {
+    pub async fn modify(
+        &self,
+        userid: i64,
+        username: Option<String>,
+        email: Option<String>,
+        extra_data: Option<Option<Value>>,
+    ) -> ApiResult<UserRow> {
         if let Some(name) = &username {
             validate::username(name)?;
         }

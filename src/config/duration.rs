@@ -9,9 +9,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (use seconds, or e.g. 500ms, 90s, 10m, 2h, 10d)"))?;
+    let value: u64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a duration (use seconds, or e.g. 500ms, 90s, 10m, 2h, 10d)")
+    })?;
     let unit_ms: u64 = match unit.trim() {
         "" | "s" => 1000,
         "ms" => 1,
@@ -19,7 +19,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         "w" => 7 * 86_400_000,
-        other => return Err(format!("unknown duration unit '{other}' in '{text}' (use ms, s, m, h, d or w)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' in '{text}' (use ms, s, m, h, d or w)"
+            ))
+        }
     };
     value
         .checked_mul(unit_ms)
@@ -30,7 +34,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way `parse` reads it, in the largest exact unit.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if ms > 0 && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }

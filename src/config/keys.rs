@@ -41,51 +41,165 @@ const fn list(mut def: KeyDef) -> KeyDef {
 }
 
 pub const KEYS: &[KeyDef] = &[
-    secret(env(key("database.url", "libpq connection string or postgres:// URL"), "PGUSERS_CONNECTION_STRING")),
-    env(key("database.dbname", "the userspace, i.e. the database"), "PGUSERS_USERSPACE"),
-    env(key("database.user", "the PostgreSQL role the daemon connects as"), "PGUSERS_ADMIN"),
-    secret(env(key("database.password", "that role's password"), "PGUSERS_PASSWORD")),
-    key("database.password_file", "file holding the password (default: $CREDENTIALS_DIRECTORY/db-password when present)"),
-    env(key("database.host", "host name or Unix socket directory"), "PGUSERS_HOST"),
+    secret(env(
+        key("database.url", "libpq connection string or postgres:// URL"),
+        "PGUSERS_CONNECTION_STRING",
+    )),
+    env(
+        key("database.dbname", "the userspace, i.e. the database"),
+        "PGUSERS_USERSPACE",
+    ),
+    env(
+        key(
+            "database.user",
+            "the PostgreSQL role the daemon connects as",
+        ),
+        "PGUSERS_ADMIN",
+    ),
+    secret(env(
+        key("database.password", "that role's password"),
+        "PGUSERS_PASSWORD",
+    )),
+    key(
+        "database.password_file",
+        "file holding the password (default: $CREDENTIALS_DIRECTORY/db-password when present)",
+    ),
+    env(
+        key("database.host", "host name or Unix socket directory"),
+        "PGUSERS_HOST",
+    ),
     env(key("database.port", "port"), "PGUSERS_PORT"),
     key("database.pool_size", "connections in the pool"),
-    key("database.connect_timeout", "how long to wait for a connection before answering UNAVAILABLE"),
-    key("database.embedded", "run a private PostgreSQL managed by the daemon"),
-    key("database.embedded_dir", "directory of the embedded PostgreSQL (data, socket, generated API token)"),
-    list(env(key("server.listen", "addresses to listen on; unix:/path for a Unix socket"), "PGUSERS_LISTEN")),
-    key("server.max_body_bytes", "largest request body accepted (413 above)"),
-    key("server.max_extra_data_bytes", "largest serialised extra_data accepted (400 above)"),
+    key(
+        "database.connect_timeout",
+        "how long to wait for a connection before answering UNAVAILABLE",
+    ),
+    key(
+        "database.embedded",
+        "run a private PostgreSQL managed by the daemon",
+    ),
+    key(
+        "database.embedded_dir",
+        "directory of the embedded PostgreSQL (data, socket, generated API token)",
+    ),
+    list(env(
+        key(
+            "server.listen",
+            "addresses to listen on; unix:/path for a Unix socket",
+        ),
+        "PGUSERS_LISTEN",
+    )),
+    key(
+        "server.max_body_bytes",
+        "largest request body accepted (413 above)",
+    ),
+    key(
+        "server.max_extra_data_bytes",
+        "largest serialised extra_data accepted (400 above)",
+    ),
     key("server.workers", "HTTP worker threads (0 = one per core)"),
-    key("server.shutdown_timeout", "how long in-flight requests may take to finish on shutdown"),
-    secret(list(env(key("api.tokens", "API tokens with admin rights"), "PGUSERS_API_TOKENS"))),
+    key(
+        "server.shutdown_timeout",
+        "how long in-flight requests may take to finish on shutdown",
+    ),
+    secret(list(env(
+        key("api.tokens", "API tokens with admin rights"),
+        "PGUSERS_API_TOKENS",
+    ))),
     key("api.tokens_file", "file with one API token per line"),
-    env(key("session.ttl", "sliding session lifetime"), "PGUSERS_SESSION_TTL"),
-    key("session.max_lifetime", "optional absolute session lifetime (0 = none)"),
-    key("session.refresh_interval", "most the stored expiry may lag the true one"),
-    key("session.cache_capacity", "hot sessions kept in memory (0 disables the cache)"),
-    key("session.cache_max_age", "longest a cached session is trusted before it is re-read"),
+    env(
+        key("session.ttl", "sliding session lifetime"),
+        "PGUSERS_SESSION_TTL",
+    ),
+    key(
+        "session.max_lifetime",
+        "optional absolute session lifetime (0 = none)",
+    ),
+    key(
+        "session.refresh_interval",
+        "most the stored expiry may lag the true one",
+    ),
+    key(
+        "session.cache_capacity",
+        "hot sessions kept in memory (0 disables the cache)",
+    ),
+    key(
+        "session.cache_max_age",
+        "longest a cached session is trusted before it is re-read",
+    ),
     key("session.cookie_name", "name of the session cookie"),
-    env(key("session.cookie_secure", "mark the session cookie Secure"), "PGUSERS_COOKIE_SECURE"),
-    key("session.cookie_domain", "Domain attribute of the session cookie (none = host only)"),
-    env(key("janitor.interval", "how often expired sessions are purged"), "PGUSERS_JANITOR_INTERVAL"),
-    key("janitor.batch_size", "rows deleted per statement by the janitor"),
-    key("password.min_length", "shortest password accepted, in characters"),
+    env(
+        key("session.cookie_secure", "mark the session cookie Secure"),
+        "PGUSERS_COOKIE_SECURE",
+    ),
+    key(
+        "session.cookie_domain",
+        "Domain attribute of the session cookie (none = host only)",
+    ),
+    env(
+        key("janitor.interval", "how often expired sessions are purged"),
+        "PGUSERS_JANITOR_INTERVAL",
+    ),
+    key(
+        "janitor.batch_size",
+        "rows deleted per statement by the janitor",
+    ),
+    key(
+        "password.min_length",
+        "shortest password accepted, in characters",
+    ),
     key("password.argon2_memory_kib", "argon2id memory cost in KiB"),
     key("password.argon2_iterations", "argon2id time cost"),
     key("password.argon2_parallelism", "argon2id lanes"),
-    key("password.hash_threads", "password hashing threads (0 = cores - 1, at least 1)"),
-    key("password.hash_queue_limit", "hashing requests allowed to wait before 429"),
-    key("forward_auth.header_user", "response header carrying the username"),
-    key("forward_auth.header_user_id", "response header carrying the user id"),
-    key("forward_auth.header_email", "response header carrying the email"),
-    key("forward_auth.header_admin", "response header carrying true/false for admin"),
-    key("forward_auth.login_url", "login page URL announced in X-Login-Url on 401"),
-    list(key("forward_auth.trusted_proxies", "peers whose X-Forwarded-* / X-Original-URI headers are believed")),
-    list(key("login.allowed_redirect_hosts", "hosts (host or host:port) the login page may redirect to")),
-    key("log.level", "log filter: error, warn, info, debug, trace, or a tracing directive"),
-    key("log.format", "auto (human on a terminal, JSON otherwise), human or json"),
+    key(
+        "password.hash_threads",
+        "password hashing threads (0 = cores - 1, at least 1)",
+    ),
+    key(
+        "password.hash_queue_limit",
+        "hashing requests allowed to wait before 429",
+    ),
+    key(
+        "forward_auth.header_user",
+        "response header carrying the username",
+    ),
+    key(
+        "forward_auth.header_user_id",
+        "response header carrying the user id",
+    ),
+    key(
+        "forward_auth.header_email",
+        "response header carrying the email",
+    ),
+    key(
+        "forward_auth.header_admin",
+        "response header carrying true/false for admin",
+    ),
+    key(
+        "forward_auth.login_url",
+        "login page URL announced in X-Login-Url on 401",
+    ),
+    list(key(
+        "forward_auth.trusted_proxies",
+        "peers whose X-Forwarded-* / X-Original-URI headers are believed",
+    )),
+    list(key(
+        "login.allowed_redirect_hosts",
+        "hosts (host or host:port) the login page may redirect to",
+    )),
+    key(
+        "log.level",
+        "log filter: error, warn, info, debug, trace, or a tracing directive",
+    ),
+    key(
+        "log.format",
+        "auto (human on a terminal, JSON otherwise), human or json",
+    ),
     key("metrics.enabled", "serve /metrics"),
-    key("metrics.listen", "separate address for /metrics (none = the main listeners)"),
+    key(
+        "metrics.listen",
+        "separate address for /metrics (none = the main listeners)",
+    ),
 ];
 
 /// A raw value from any layer, ready to be read as the key's type.
@@ -100,7 +214,10 @@ impl Raw {
         Ok(if s.trim().is_empty() { None } else { Some(s) })
     }
     fn int(&self) -> Result<i64, String> {
-        self.0.clone().into_int().map_err(|_| "must be a whole number".to_string())
+        self.0
+            .clone()
+            .into_int()
+            .map_err(|_| "must be a whole number".to_string())
     }
     fn positive<T: TryFrom<i64>>(&self) -> Result<T, String> {
         let n = self.int()?;
@@ -110,7 +227,10 @@ impl Raw {
         T::try_from(n).map_err(|_| "is out of range".to_string())
     }
     fn bool(&self) -> Result<bool, String> {
-        self.0.clone().into_bool().map_err(|_| "must be true or false".to_string())
+        self.0
+            .clone()
+            .into_bool()
+            .map_err(|_| "must be true or false".to_string())
     }
     fn duration(&self) -> Result<std::time::Duration, String> {
         match self.0.clone().into_int() {
@@ -173,14 +293,20 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "database.embedded" => s.database.embedded = raw.bool()?,
         "database.embedded_dir" => s.database.embedded_dir = PathBuf::from(raw.string()?),
         "server.listen" => {
-            let addrs = raw.list()?.iter().map(|a| listen_addr(a)).collect::<Result<Vec<_>, _>>()?;
+            let addrs = raw
+                .list()?
+                .iter()
+                .map(|a| listen_addr(a))
+                .collect::<Result<Vec<_>, _>>()?;
             if addrs.is_empty() {
                 return Err("needs at least one address".into());
             }
             s.server.listen = addrs;
         }
         "server.max_body_bytes" => s.server.max_body_bytes = at_least(raw.positive()?, 1024)?,
-        "server.max_extra_data_bytes" => s.server.max_extra_data_bytes = at_least(raw.positive()?, 2)?,
+        "server.max_extra_data_bytes" => {
+            s.server.max_extra_data_bytes = at_least(raw.positive()?, 2)?
+        }
         "server.workers" => s.server.workers = raw.positive()?,
         "server.shutdown_timeout" => s.server.shutdown_timeout = raw.duration()?,
         "api.tokens" => {
@@ -201,7 +327,11 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "session.cache_max_age" => s.session.cache_max_age = non_zero(raw.duration()?)?,
         "session.cookie_name" => {
             let name = raw.string()?;
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
                 return Err("must be letters, digits, '_' or '-'".into());
             }
             s.session.cookie_name = name;
@@ -211,13 +341,21 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "janitor.interval" => s.janitor.interval = non_zero(raw.duration()?)?,
         "janitor.batch_size" => s.janitor.batch_size = at_least(raw.positive()?, 1)?,
         "password.min_length" => s.password.min_length = at_least(raw.positive()?, 1)?,
-        "password.argon2_memory_kib" => s.password.argon2_memory_kib = at_least(raw.positive()?, 8)?,
-        "password.argon2_iterations" => s.password.argon2_iterations = at_least(raw.positive()?, 1)?,
-        "password.argon2_parallelism" => s.password.argon2_parallelism = at_least(raw.positive()?, 1)?,
+        "password.argon2_memory_kib" => {
+            s.password.argon2_memory_kib = at_least(raw.positive()?, 8)?
+        }
+        "password.argon2_iterations" => {
+            s.password.argon2_iterations = at_least(raw.positive()?, 1)?
+        }
+        "password.argon2_parallelism" => {
+            s.password.argon2_parallelism = at_least(raw.positive()?, 1)?
+        }
         "password.hash_threads" => s.password.hash_threads = raw.positive()?,
         "password.hash_queue_limit" => s.password.hash_queue_limit = at_least(raw.positive()?, 1)?,
         "forward_auth.header_user" => s.forward_auth.header_user = header_name(raw.string()?)?,
-        "forward_auth.header_user_id" => s.forward_auth.header_user_id = header_name(raw.string()?)?,
+        "forward_auth.header_user_id" => {
+            s.forward_auth.header_user_id = header_name(raw.string()?)?
+        }
         "forward_auth.header_email" => s.forward_auth.header_email = header_name(raw.string()?)?,
         "forward_auth.header_admin" => s.forward_auth.header_admin = header_name(raw.string()?)?,
         "forward_auth.login_url" => {
@@ -230,15 +368,23 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
             }
         }
         "forward_auth.trusted_proxies" => {
-            s.forward_auth.trusted_proxies =
-                raw.list()?.iter().map(|r| IpRange::parse(r)).collect::<Result<_, _>>()?
+            s.forward_auth.trusted_proxies = raw
+                .list()?
+                .iter()
+                .map(|r| IpRange::parse(r))
+                .collect::<Result<_, _>>()?
         }
         "login.allowed_redirect_hosts" => {
-            s.login.allowed_redirect_hosts = raw.list()?.into_iter().map(|h| h.to_ascii_lowercase()).collect()
+            s.login.allowed_redirect_hosts = raw
+                .list()?
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect()
         }
         "log.level" => {
             let level = raw.string()?;
-            tracing_subscriber::EnvFilter::try_new(&level).map_err(|_| format!("'{level}' is not a log filter"))?;
+            tracing_subscriber::EnvFilter::try_new(&level)
+                .map_err(|_| format!("'{level}' is not a log filter"))?;
             s.log.level = level;
         }
         "log.format" => {

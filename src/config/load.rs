@@ -21,16 +21,25 @@ pub struct Sources {
 impl Sources {
     /// The process environment's `PGUSERS_*` variables and the discovered file.
     pub fn from_process(explicit_file: Option<PathBuf>, cli: Vec<(String, String)>) -> Self {
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("PGUSERS_")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PGUSERS_"))
+            .collect();
         let file = discover_config_file(explicit_file, &env);
         Self { file, env, cli }
     }
 }
 
 /// `--config PATH`, else `PGUSERS_CONFIG`, else `/etc/pgusers/pgusers.toml` if it exists.
-pub fn discover_config_file(explicit: Option<PathBuf>, env: &[(String, String)]) -> Option<PathBuf> {
+pub fn discover_config_file(
+    explicit: Option<PathBuf>,
+    env: &[(String, String)],
+) -> Option<PathBuf> {
     explicit
-        .or_else(|| env.iter().find(|(k, _)| k == "PGUSERS_CONFIG").map(|(_, v)| PathBuf::from(v)))
+        .or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "PGUSERS_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        })
         .or_else(|| {
             let default = Path::new("/etc/pgusers/pgusers.toml");
             default.exists().then(|| default.to_path_buf())
@@ -39,7 +48,9 @@ pub fn discover_config_file(explicit: Option<PathBuf>, env: &[(String, String)])
 
 /// Environment variables that are not configuration keys but are ours.
 fn is_auxiliary_env(name: &str) -> bool {
-    name == "PGUSERS_CONFIG" || name.starts_with("PGUSERS_TEST_") || name.starts_with("PGUSERS_BENCH_")
+    name == "PGUSERS_CONFIG"
+        || name.starts_with("PGUSERS_TEST_")
+        || name.starts_with("PGUSERS_BENCH_")
 }
 
 /// Maps an environment variable to its key: a short form from the table, or
@@ -53,7 +64,11 @@ fn env_key(name: &str) -> Result<Option<&'static str>, String> {
     }
     let rest = name.trim_start_matches("PGUSERS_");
     if let Some((section, key)) = rest.split_once("__") {
-        let wanted = format!("{}.{}", section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let wanted = format!(
+            "{}.{}",
+            section.to_ascii_lowercase(),
+            key.to_ascii_lowercase()
+        );
         if let Some(def) = KEYS.iter().find(|d| d.key == wanted) {
             return Ok(Some(def.key));
         }
@@ -71,7 +86,10 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
         if path.exists() {
             builder = builder.add_source(File::from(path.as_path()).format(FileFormat::Toml));
         } else {
-            problems.push(format!("configuration file {} does not exist", path.display()));
+            problems.push(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ));
         }
     }
 
@@ -153,50 +171,75 @@ fn unknown_keys(config: &Config) -> Vec<String> {
                 for name in names {
                     let full = format!("{section}.{name}");
                     if !KEYS.iter().any(|d| d.key == full) {
-                        problems.push(format!("unknown key '{full}' (see config/pgusers.toml for every key)"));
+                        problems.push(format!(
+                            "unknown key '{full}' (see config/pgusers.toml for every key)"
+                        ));
                     }
                 }
             }
-            Err(_) => problems.push(format!("unknown key '{section}' (keys live in sections such as [session])")),
+            Err(_) => problems.push(format!(
+                "unknown key '{section}' (keys live in sections such as [session])"
+            )),
         }
     }
     problems
 }
 
 /// Reads `*_file` secrets, and the systemd credential `db-password` when no password is set.
-fn read_secret_files(settings: &mut Settings, env: &[(String, String)], problems: &mut Vec<String>) {
+fn read_secret_files(
+    settings: &mut Settings,
+    env: &[(String, String)],
+    problems: &mut Vec<String>,
+) {
     let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let _ = env;
     if settings.database.password.is_none() {
-        let file = settings
-            .database
-            .password_file
-            .clone()
-            .or_else(|| credentials_dir.as_ref().map(|d| d.join("db-password")).filter(|p| p.exists()));
+        let file = settings.database.password_file.clone().or_else(|| {
+            credentials_dir
+                .as_ref()
+                .map(|d| d.join("db-password"))
+                .filter(|p| p.exists())
+        });
         if let Some(path) = file {
             match std::fs::read_to_string(&path) {
-                Ok(text) => settings.database.password = Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
-                Err(e) => problems.push(format!("database.password_file: cannot read {}: {e}", path.display())),
+                Ok(text) => {
+                    settings.database.password =
+                        Some(Secret::new(text.trim_end_matches(['\r', '\n'])))
+                }
+                Err(e) => problems.push(format!(
+                    "database.password_file: cannot read {}: {e}",
+                    path.display()
+                )),
             }
         }
     }
-    let tokens_file = settings
-        .api
-        .tokens_file
-        .clone()
-        .or_else(|| credentials_dir.map(|d| d.join("api-tokens")).filter(|p| p.exists()));
+    let tokens_file = settings.api.tokens_file.clone().or_else(|| {
+        credentials_dir
+            .map(|d| d.join("api-tokens"))
+            .filter(|p| p.exists())
+    });
     if let Some(path) = tokens_file {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
                     if line.len() < 16 {
-                        problems.push(format!("api.tokens_file: a token in {} is shorter than 16 characters", path.display()));
+                        problems.push(format!(
+                            "api.tokens_file: a token in {} is shorter than 16 characters",
+                            path.display()
+                        ));
                     } else {
                         settings.api.tokens.push(Secret::new(line));
                     }
                 }
             }
-            Err(e) => problems.push(format!("api.tokens_file: cannot read {}: {e}", path.display())),
+            Err(e) => problems.push(format!(
+                "api.tokens_file: cannot read {}: {e}",
+                path.display()
+            )),
         }
     }
 }
@@ -208,7 +251,10 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Sources {
         Sources {
-            env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Sources::default()
         }
     }
@@ -251,7 +297,8 @@ mod tests {
 
     #[test]
     fn long_environment_variables_reach_any_key() {
-        let s = load(&env(&[("PGUSERS_SESSION__REFRESH_INTERVAL", "5m")])).unwrap_or_else(|p| panic!("{p:?}"));
+        let s = load(&env(&[("PGUSERS_SESSION__REFRESH_INTERVAL", "5m")]))
+            .unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(s.session.refresh_interval, Duration::from_secs(300));
     }
 
@@ -285,7 +332,9 @@ mod tests {
 
     #[test]
     fn short_tokens_are_refused() {
-        let problems = load(&env(&[("PGUSERS_API_TOKENS", "short")])).err().unwrap_or_default();
+        let problems = load(&env(&[("PGUSERS_API_TOKENS", "short")]))
+            .err()
+            .unwrap_or_default();
         assert!(problems[0].contains("api.tokens"));
         assert!(!problems[0].contains("short\""), "the token is not echoed");
     }
@@ -295,8 +344,64 @@ mod tests {
         let (dir, _) = file_with("");
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
-        let s = load(&env(&[("PGUSERS_DATABASE__PASSWORD_FILE", pw.to_str().unwrap_or_default())]))
-            .unwrap_or_else(|p| panic!("{p:?}"));
-        assert_eq!(s.database.password.as_ref().map(Secret::expose), Some("s3cret"));
+        let s = load(&env(&[(
+            "PGUSERS_DATABASE__PASSWORD_FILE",
+            pw.to_str().unwrap_or_default(),
+        )]))
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            s.database.password.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+    }
+}
+
+#[cfg(test)]
+mod annotated_file {
+    use super::*;
+
+    const FILE: &str = include_str!("../../config/pgusers.toml");
+
+    #[test]
+    fn the_annotated_file_documents_every_key() {
+        for def in KEYS {
+            let (section, key) = def.key.split_once('.').unwrap_or_default();
+            let in_section = FILE
+                .split("\n[")
+                .find(|block| block.starts_with(&format!("{section}]")))
+                .unwrap_or_default();
+            assert!(in_section.contains(&format!("# {key} = ")), "{} is not documented in config/pgusers.toml", def.key);
+            if let Some(var) = def.short_env {
+                assert!(in_section.contains(var), "{var} is not documented");
+            }
+        }
+    }
+
+    #[test]
+    fn uncommenting_every_example_gives_a_valid_configuration() {
+        let uncommented: String = FILE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("all.toml");
+        std::fs::write(&path, uncommented).unwrap();
+        let sources = Sources {
+            file: Some(path),
+            ..Sources::default()
+        };
+        if let Err(problems) = load(&sources) {
+            // The example password file does not exist here; everything else must be valid.
+            assert!(problems.iter().all(|p| p.contains("password_file") || p.contains("tokens_file")), "{problems:?}");
+        }
     }
 }

@@ -3,7 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 
 /// The expiry a session gets when it is created or checked at `now`.
-pub fn slide(now: DateTime<Utc>, ttl: Duration, max_expires_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+pub fn slide(
+    now: DateTime<Utc>,
+    ttl: Duration,
+    max_expires_at: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
     let sliding = now + ttl;
     match max_expires_at {
         Some(cap) if cap < sliding => cap,
@@ -18,7 +22,11 @@ pub fn absolute_end(now: DateTime<Utc>, max_lifetime: Option<Duration>) -> Optio
 
 /// Whether the stored expiry must be rewritten: it may lag the true one by at most
 /// `refresh_interval`; a shorter expiry (after a TTL reduction) is always written.
-pub fn needs_refresh(stored: DateTime<Utc>, wanted: DateTime<Utc>, refresh_interval: Duration) -> bool {
+pub fn needs_refresh(
+    stored: DateTime<Utc>,
+    wanted: DateTime<Utc>,
+    refresh_interval: Duration,
+) -> bool {
     wanted < stored || wanted - stored >= refresh_interval
 }
 
@@ -46,7 +54,10 @@ mod tests {
         let every = Duration::seconds(60);
         assert!(!needs_refresh(t(100), t(159), every));
         assert!(needs_refresh(t(100), t(160), every));
-        assert!(needs_refresh(t(100), t(99), every), "a shorter expiry is always written");
+        assert!(
+            needs_refresh(t(100), t(99), every),
+            "a shorter expiry is always written"
+        );
         assert!(!needs_refresh(t(100), t(100), every));
     }
 }

@@ -28,9 +28,7 @@ pub fn username(name: &str) -> Result<(), Invalid> {
         return Err(invalid("username must not contain control characters"));
     }
     if name.trim() != name {
-        return Err(invalid(
-            "username must not start or end with white space",
-        ));
+        return Err(invalid("username must not start or end with white space"));
     }
     Ok(())
 }
@@ -42,10 +40,7 @@ pub fn email(address: &str) -> Result<(), Invalid> {
             "email must be at most {MAX_EMAIL_CHARS} characters"
         )));
     }
-    if address
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace())
-    {
+    if address.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(invalid(
             "email must not contain white space or control characters",
         ));
@@ -76,7 +71,9 @@ pub fn new_password(password: &str, min_chars: usize) -> Result<(), Invalid> {
 
 /// `extra_data` once serialised must fit in `max_bytes`.
 pub fn extra_data(value: &serde_json::Value, max_bytes: usize) -> Result<(), Invalid> {
-    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > max_bytes {
         return Err(invalid(format!(
             "extra_data must be at most {max_bytes} bytes once serialised"
@@ -118,7 +115,10 @@ mod tests {
         assert!(new_password("1234567", 8).is_err());
         assert!(new_password(&"p".repeat(1025), 8).is_err());
         let err = new_password("short", 8).unwrap_err();
-        assert!(!err.0.contains("short"), "the message never echoes the password");
+        assert!(
+            !err.0.contains("short"),
+            "the message never echoes the password"
+        );
     }
 
     #[test]

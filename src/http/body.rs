@@ -24,7 +24,10 @@ impl FromRequest for Body {
         Box::pin(async move {
             match bytes.await {
                 Ok(b) => Ok(Body(b)),
-                Err(e) if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(e)
+                    if e.as_response_error().status_code()
+                        == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
+                {
                     Err(ApiError::PayloadTooLarge(limit))
                 }
                 Err(_) => Err(ApiError::bad_call("could not read the request body")),
@@ -37,7 +40,10 @@ impl FromRequest for Body {
 fn describe(err: &serde_json::Error) -> String {
     let text = err.to_string();
     let head = text.split(" at line ").next().unwrap_or(&text);
-    if head.starts_with("invalid type") || head.starts_with("invalid value") || head.starts_with("invalid length") {
+    if head.starts_with("invalid type")
+        || head.starts_with("invalid value")
+        || head.starts_with("invalid length")
+    {
         match head.split_once("expected ") {
             Some((_, expected)) => format!("invalid value: expected {expected}"),
             None => "invalid value".into(),
@@ -69,13 +75,15 @@ impl Body {
         if self.0.is_empty() {
             return Err(ApiError::bad_call("a JSON request body is required"));
         }
-        serde_json::from_slice(&self.0).map_err(|e| ApiError::bad_call(format!("request body: {}", describe(&e))))
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::bad_call(format!("request body: {}", describe(&e))))
     }
 }
 
 /// Parses the query string strictly (unknown parameters refused by `T`).
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
-    serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::bad_call(format!("query string: {e}")))
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::bad_call(format!("query string: {e}")))
 }
 
 /// A positive 64-bit id from the path.
@@ -88,7 +96,9 @@ pub fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`.
-pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -106,7 +116,9 @@ mod tests {
 
     #[test]
     fn type_errors_do_not_echo_values() {
-        let body = Body(web::Bytes::from_static(br#"{"username": "a", "password": 12345678}"#));
+        let body = Body(web::Bytes::from_static(
+            br#"{"username": "a", "password": 12345678}"#,
+        ));
         let err = body.json::<Login>().unwrap_err().to_string();
         assert!(!err.contains("12345678"), "{err}");
         assert!(err.contains("expected a string"), "{err}");
@@ -114,7 +126,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_named() {
-        let body = Body(web::Bytes::from_static(br#"{"username": "a", "password": "b", "pasword": "c"}"#));
+        let body = Body(web::Bytes::from_static(
+            br#"{"username": "a", "password": "b", "pasword": "c"}"#,
+        ));
         let err = body.json::<Login>().unwrap_err().to_string();
         assert!(err.contains("unknown field `pasword`"), "{err}");
     }
@@ -123,6 +137,9 @@ mod tests {
     fn malformed_json_is_a_bad_call() {
         let body = Body(web::Bytes::from_static(b"{\"username\": "));
         assert!(matches!(body.json::<Login>(), Err(ApiError::BadCall(_))));
-        assert!(matches!(Body(web::Bytes::new()).json::<Login>(), Err(ApiError::BadCall(_))));
+        assert!(matches!(
+            Body(web::Bytes::new()).json::<Login>(),
+            Err(ApiError::BadCall(_))
+        ));
     }
 }

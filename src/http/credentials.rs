@@ -23,9 +23,9 @@ impl ApiTokens {
 
     /// True when `presented` equals one of the tokens (every token is compared).
     pub fn accepts(&self, presented: &str) -> bool {
-        self.0
-            .iter()
-            .fold(false, |found, t| secrets_equal(t.expose().as_bytes(), presented.as_bytes()) | found)
+        self.0.iter().fold(false, |found, t| {
+            secrets_equal(t.expose().as_bytes(), presented.as_bytes()) | found
+        })
     }
 }
 
@@ -94,11 +94,15 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Adm
     let digest = KeyDigest::of_presented(credential).ok_or(ApiError::Unauthenticated)?;
     let session = match state.services.sessions.check_digest(digest).await {
         Ok(s) => s,
-        Err(ApiError::SessionNotFound | ApiError::Expired) => return Err(ApiError::Unauthenticated),
+        Err(ApiError::SessionNotFound | ApiError::Expired) => {
+            return Err(ApiError::Unauthenticated)
+        }
         Err(other) => return Err(other),
     };
     if !session.admin {
-        return Err(ApiError::Forbidden("this call needs an administrator".into()));
+        return Err(ApiError::Forbidden(
+            "this call needs an administrator".into(),
+        ));
     }
     Ok(Admin::User {
         digest,
@@ -114,7 +118,8 @@ pub struct Holder {
 
 /// `/v1/me*` and logout take the session key from the bearer credential or the cookie.
 pub async fn require_session(req: &HttpRequest, state: &AppState) -> ApiResult<Holder> {
-    let (key, _) = session_key(req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
+    let (key, _) =
+        session_key(req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
     let digest = KeyDigest::of_presented(key).ok_or(ApiError::SessionNotFound)?;
     let session = state.services.sessions.check_digest(digest).await?;
     Ok(Holder { digest, session })
@@ -152,12 +157,18 @@ mod tests {
             .insert_header((header::COOKIE, "pgusers_session=C"))
             .insert_header((header::AUTHORIZATION, "Bearer B"))
             .to_http_request();
-        assert_eq!(session_key(&req, "pgusers_session"), Some(("B", KeySource::Bearer)));
+        assert_eq!(
+            session_key(&req, "pgusers_session"),
+            Some(("B", KeySource::Bearer))
+        );
     }
 
     #[test]
     fn api_tokens_match_exactly() {
-        let tokens = ApiTokens::new(vec![Secret::new("0123456789abcdef"), Secret::new("fedcba9876543210")]);
+        let tokens = ApiTokens::new(vec![
+            Secret::new("0123456789abcdef"),
+            Secret::new("fedcba9876543210"),
+        ]);
         assert!(tokens.accepts("fedcba9876543210"));
         assert!(!tokens.accepts("fedcba987654321"));
         assert!(!tokens.accepts(""));

@@ -29,7 +29,9 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
     };
     let session = match state.services.sessions.check(key).await {
         Ok(s) => s,
-        Err(e @ (ApiError::SessionNotFound | ApiError::Expired)) => return unauthorized(req, state, e),
+        Err(e @ (ApiError::SessionNotFound | ApiError::Expired)) => {
+            return unauthorized(req, state, e)
+        }
         Err(other) => return other.error_response(),
     };
     if need_admin && !session.admin {
@@ -59,7 +61,9 @@ fn unauthorized(req: &HttpRequest, state: &AppState, err: ApiError) -> HttpRespo
         url.push_str("rd=");
         url.push_str(&percent_encode(&target));
         if let Ok(v) = HeaderValue::from_str(&url) {
-            response.headers_mut().insert(header::HeaderName::from_static("x-login-url"), v);
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("x-login-url"), v);
         }
     }
     debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -72,13 +76,22 @@ fn peer_is_trusted(req: &HttpRequest, state: &AppState) -> bool {
         None => true,
         Some(addr) => {
             let ip: IpAddr = addr.ip();
-            state.settings.forward_auth.trusted_proxies.iter().any(|r| r.contains(ip))
+            state
+                .settings
+                .forward_auth
+                .trusted_proxies
+                .iter()
+                .any(|r| r.contains(ip))
         }
     }
 }
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// The URL the client originally asked the proxy for, from headers of a trusted proxy:
@@ -92,7 +105,10 @@ pub fn original_url(req: &HttpRequest, state: &AppState) -> Option<String> {
     if path.starts_with("http://") || path.starts_with("https://") {
         return Some(path.to_string());
     }
-    match (header_str(req, "x-forwarded-proto"), header_str(req, "x-forwarded-host")) {
+    match (
+        header_str(req, "x-forwarded-proto"),
+        header_str(req, "x-forwarded-host"),
+    ) {
         (Some(proto), Some(host)) => Some(format!("{proto}://{host}{path}")),
         _ => Some(path.to_string()),
     }

@@ -13,10 +13,16 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.services.core.db().await?;
-    let version = migrate::current_version(&db).await.map_err(ApiError::from)?;
+    let version = migrate::current_version(&db)
+        .await
+        .map_err(ApiError::from)?;
     if version != Some(migrate::latest_version()) {
         return Err(ApiError::Unavailable(
-            format!("schema version {version:?}, expected {}", migrate::latest_version()).into(),
+            format!(
+                "schema version {version:?}, expected {}",
+                migrate::latest_version()
+            )
+            .into(),
         ));
     }
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "schema_version": version })))

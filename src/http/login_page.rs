@@ -38,12 +38,19 @@ pub fn safe_redirect(rd: Option<&str>, allowed_hosts: &[String]) -> String {
         return "/".into();
     }
     if rd.starts_with('/') {
-        return if rd.starts_with("//") { "/".into() } else { rd.to_string() };
+        return if rd.starts_with("//") {
+            "/".into()
+        } else {
+            rd.to_string()
+        };
     }
     let Ok(url) = url::Url::parse(rd) else {
         return "/".into();
     };
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return "/".into();
     }
     let Some(host) = url.host_str() else {
@@ -80,7 +87,10 @@ const PAGE: &str = include_str!("login_page.html");
 
 fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> HttpResponse {
     let message = match message {
-        Some(m) => format!("<p class=\"error\" role=\"alert\" id=\"message\">{}</p>", escape(m)),
+        Some(m) => format!(
+            "<p class=\"error\" role=\"alert\" id=\"message\">{}</p>",
+            escape(m)
+        ),
         None => String::new(),
     };
     let html = PAGE
@@ -100,15 +110,22 @@ fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> 
 }
 
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let q: LoginQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or(LoginQuery { rd: None });
-    let rd = safe_redirect(q.rd.as_deref(), &state.settings.login.allowed_redirect_hosts);
+    let q: LoginQuery =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or(LoginQuery { rd: None });
+    let rd = safe_redirect(
+        q.rd.as_deref(),
+        &state.settings.login.allowed_redirect_hosts,
+    );
     page(StatusCode::OK, &rd, "", None)
 }
 
 fn session_cookie(state: &AppState, key: &str) -> String {
     let s = &state.settings.session;
     let (ttl, _) = state.services.sessions.ttl();
-    let mut cookie = format!("{}={key}; Max-Age={ttl}; Path=/; HttpOnly; SameSite=Lax", s.cookie_name);
+    let mut cookie = format!(
+        "{}={key}; Max-Age={ttl}; Path=/; HttpOnly; SameSite=Lax",
+        s.cookie_name
+    );
     if s.cookie_secure {
         cookie.push_str("; Secure");
     }
@@ -125,11 +142,22 @@ pub async fn submit(state: web::Data<AppState>, form: web::Bytes) -> HttpRespons
         password: String::new(),
         rd: None,
     });
-    let rd = safe_redirect(form.rd.as_deref(), &state.settings.login.allowed_redirect_hosts);
+    let rd = safe_redirect(
+        form.rd.as_deref(),
+        &state.settings.login.allowed_redirect_hosts,
+    );
     let failed = |username: &str| {
-        page(StatusCode::UNAUTHORIZED, &rd, username, Some("Wrong username or password."))
+        page(
+            StatusCode::UNAUTHORIZED,
+            &rd,
+            username,
+            Some("Wrong username or password."),
+        )
     };
-    if form.username.is_empty() || form.password.is_empty() || validate_login_input(&form.username, &form.password).is_err() {
+    if form.username.is_empty()
+        || form.password.is_empty()
+        || validate_login_input(&form.username, &form.password).is_err()
+    {
         return failed(&form.username);
     }
     let username = form.username.clone();
@@ -145,18 +173,31 @@ pub async fn submit(state: web::Data<AppState>, form: web::Bytes) -> HttpRespons
     {
         Ok(outcome) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, rd.as_str()))
-            .insert_header((header::SET_COOKIE, session_cookie(&state, outcome.key.expose())))
+            .insert_header((
+                header::SET_COOKIE,
+                session_cookie(&state, outcome.key.expose()),
+            ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
         Err(ApiError::InvalidCredentials) => failed(&username),
         Err(ApiError::TooManyRequests { retry_after_secs }) => {
-            let mut r = page(StatusCode::TOO_MANY_REQUESTS, &rd, &username, Some("Too many attempts; please wait and try again."));
+            let mut r = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &rd,
+                &username,
+                Some("Too many attempts; please wait and try again."),
+            );
             if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             r
         }
-        Err(_) => page(StatusCode::SERVICE_UNAVAILABLE, &rd, &username, Some("The service is unavailable; please try again later.")),
+        Err(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &rd,
+            &username,
+            Some("The service is unavailable; please try again later."),
+        ),
     }
 }
 
@@ -183,13 +224,22 @@ mod tests {
 
     #[test]
     fn relative_paths_are_kept() {
-        assert_eq!(safe_redirect(Some("/app/page?x=1"), &allowed()), "/app/page?x=1");
+        assert_eq!(
+            safe_redirect(Some("/app/page?x=1"), &allowed()),
+            "/app/page?x=1"
+        );
     }
 
     #[test]
     fn allowed_hosts_are_kept() {
-        assert_eq!(safe_redirect(Some("https://app.example.com/x"), &allowed()), "https://app.example.com/x");
-        assert_eq!(safe_redirect(Some("http://localhost:9000/x"), &allowed()), "http://localhost:9000/x");
+        assert_eq!(
+            safe_redirect(Some("https://app.example.com/x"), &allowed()),
+            "https://app.example.com/x"
+        );
+        assert_eq!(
+            safe_redirect(Some("http://localhost:9000/x"), &allowed()),
+            "http://localhost:9000/x"
+        );
     }
 
     #[test]
@@ -215,6 +265,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

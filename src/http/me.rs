@@ -24,7 +24,11 @@ struct PasswordRequest {
     new_password: String,
 }
 
-pub async fn change_password(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
     let r: PasswordRequest = body.json()?;
     state
@@ -40,13 +44,23 @@ pub async fn change_password(req: HttpRequest, state: web::Data<AppState>, body:
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn list_sessions(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn list_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
-    let rows = state.services.sessions.list(me.session.userid, false, None).await?;
+    let rows = state
+        .services
+        .sessions
+        .list(me.session.userid, false, None)
+        .await?;
     Ok(HttpResponse::Ok().json(SessionList::from(rows)))
 }
 
-pub async fn kill_other_sessions(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+pub async fn kill_other_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
     let killed = state
         .services

@@ -39,7 +39,9 @@ pub struct IdentityHeaders {
 impl IdentityHeaders {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let f = &settings.forward_auth;
-        let parse = |name: &str| HeaderName::try_from(name).map_err(|_| format!("'{name}' is not a valid header name"));
+        let parse = |name: &str| {
+            HeaderName::try_from(name).map_err(|_| format!("'{name}' is not a valid header name"))
+        };
         Ok(Self {
             user: parse(&f.header_user)?,
             user_id: parse(&f.header_user_id)?,
@@ -52,7 +54,9 @@ impl IdentityHeaders {
 /// Password hashing failures as API errors: a full queue is back-pressure, not a bug.
 pub fn hash_error(err: HashError) -> ApiError {
     match err {
-        HashError::Busy => ApiError::TooManyRequests { retry_after_secs: 1 },
+        HashError::Busy => ApiError::TooManyRequests {
+            retry_after_secs: 1,
+        },
         HashError::Failed(msg) => ApiError::internal_msg(msg),
     }
 }
@@ -67,7 +71,8 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 /// Every route of the daemon.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    let resource =
+        |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
@@ -81,7 +86,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(users::modify))
                 .route(web::delete().to(users::delete)),
         )
-        .service(resource("/v1/users/{userid}/password").route(web::put().to(users::change_password)))
+        .service(
+            resource("/v1/users/{userid}/password").route(web::put().to(users::change_password)),
+        )
         .service(
             resource("/v1/users/{userid}/admin")
                 .route(web::get().to(users::get_admin))

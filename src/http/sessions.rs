@@ -26,7 +26,9 @@ struct LoginRequest {
 /// Checks the shape of login input without touching the database; too-long input cannot
 /// belong to any account, so refusing it early reveals nothing.
 pub fn validate_login_input(username: &str, password: &str) -> ApiResult<()> {
-    if username.chars().count() > validate::MAX_USERNAME_CHARS || password.len() > validate::MAX_PASSWORD_BYTES {
+    if username.chars().count() > validate::MAX_USERNAME_CHARS
+        || password.len() > validate::MAX_PASSWORD_BYTES
+    {
         return Err(ApiError::bad_call("username or password is too long"));
     }
     Ok(())
@@ -79,7 +81,10 @@ pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResp
 /// A `Set-Cookie` value that removes the session cookie.
 pub fn clearing_cookie(state: &AppState) -> String {
     let s = &state.settings.session;
-    let mut cookie = format!("{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax", s.cookie_name);
+    let mut cookie = format!(
+        "{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+        s.cookie_name
+    );
     if s.cookie_secure {
         cookie.push_str("; Secure");
     }
@@ -132,7 +137,11 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
 pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let (userid, expired) = sessions_query(&req)?;
-    let killed = state.services.sessions.kill_many(userid, expired, None).await?;
+    let killed = state
+        .services
+        .sessions
+        .kill_many(userid, expired, None)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
 }
 
@@ -163,13 +172,21 @@ struct TtlRequest {
     seconds: i64,
 }
 
-pub async fn set_ttl(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn set_ttl(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let r: TtlRequest = body.json()?;
     let seconds = u64::try_from(r.seconds)
         .ok()
         .filter(|s| (1..=MAX_TTL_SECS).contains(s))
-        .ok_or_else(|| ApiError::bad_call(format!("seconds must be between 1 and {MAX_TTL_SECS} (10 years)")))?;
+        .ok_or_else(|| {
+            ApiError::bad_call(format!(
+                "seconds must be between 1 and {MAX_TTL_SECS} (10 years)"
+            ))
+        })?;
     state.services.sessions.set_ttl(Some(seconds)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

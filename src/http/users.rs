@@ -27,7 +27,11 @@ struct CreateRequest {
     extra_data: Option<Value>,
 }
 
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let r: CreateRequest = body.json()?;
     if let Some(extra) = &r.extra_data {
@@ -69,12 +73,20 @@ pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
     let q: FindQuery = query(&req)?;
     let users = &state.services.users;
     match (q.username, q.email) {
-        (Some(_), Some(_)) => Err(ApiError::bad_call("give one selector: username or email, not both")),
+        (Some(_), Some(_)) => Err(ApiError::bad_call(
+            "give one selector: username or email, not both",
+        )),
         (Some(_), None) | (None, Some(_)) if q.after.is_some() || q.limit.is_some() => {
-            Err(ApiError::bad_call("after and limit page a listing; they do not combine with a selector"))
+            Err(ApiError::bad_call(
+                "after and limit page a listing; they do not combine with a selector",
+            ))
         }
-        (Some(name), None) => Ok(HttpResponse::Ok().json(UserView::from(users.find_by_username(&name).await?))),
-        (None, Some(email)) => Ok(HttpResponse::Ok().json(UserView::from(users.find_by_email(&email).await?))),
+        (Some(name), None) => {
+            Ok(HttpResponse::Ok().json(UserView::from(users.find_by_username(&name).await?)))
+        }
+        (None, Some(email)) => {
+            Ok(HttpResponse::Ok().json(UserView::from(users.find_by_email(&email).await?)))
+        }
         (None, None) => {
             let after = q.after.unwrap_or(0);
             let limit = q.limit.unwrap_or(DEFAULT_PAGE);
@@ -82,10 +94,14 @@ pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
                 return Err(ApiError::bad_call("after must not be negative"));
             }
             if !(1..=MAX_PAGE).contains(&limit) {
-                return Err(ApiError::bad_call(format!("limit must be between 1 and {MAX_PAGE}")));
+                return Err(ApiError::bad_call(format!(
+                    "limit must be between 1 and {MAX_PAGE}"
+                )));
             }
             let page = users.list(after, limit).await?;
-            let next_after = (page.len() as i64 == limit).then(|| page.last().map(|u| u.userid)).flatten();
+            let next_after = (page.len() as i64 == limit)
+                .then(|| page.last().map(|u| u.userid))
+                .flatten();
             let views: Vec<UserView> = page.into_iter().map(UserView::from).collect();
             Ok(HttpResponse::Ok().json(json!({ "users": views, "next_after": next_after })))
         }
@@ -103,18 +119,28 @@ struct ModifyRequest {
     extra_data: Option<Option<Value>>,
 }
 
-pub async fn modify(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn modify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: ModifyRequest = body.json()?;
     if r.username.is_none() && r.email.is_none() && r.extra_data.is_none() {
-        return Err(ApiError::bad_call("nothing to change: give username, email or extra_data"));
+        return Err(ApiError::bad_call(
+            "nothing to change: give username, email or extra_data",
+        ));
     }
     if let Some(Some(extra)) = &r.extra_data {
         validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
     }
     let extra = r.extra_data.map(|v| v.filter(|v| !v.is_null()));
-    let user = state.services.users.modify(userid, r.username, r.email, extra).await?;
+    let user = state
+        .services
+        .users
+        .modify(userid, r.username, r.email, extra)
+        .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -133,7 +159,11 @@ struct PasswordRequest {
     old_password: Option<String>,
 }
 
-pub async fn change_password(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     let admin = require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: PasswordRequest = body.json()?;
@@ -163,7 +193,11 @@ struct AdminRequest {
     admin: bool,
 }
 
-pub async fn set_admin(req: HttpRequest, state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn set_admin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: AdminRequest = body.json()?;

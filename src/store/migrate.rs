@@ -33,9 +33,13 @@ const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations
 
 /// Applies every pending migration; returns the names of those applied now.
 pub async fn run(client: &mut Client) -> StoreResult<Vec<&'static str>> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
     let result = apply_pending(client).await;
-    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
     let applied = result?;
     unlock?;
     Ok(applied)
@@ -69,7 +73,9 @@ pub async fn current_version(client: &Client) -> StoreResult<Option<i32>> {
     if !exists {
         return Ok(None);
     }
-    let row = client.query_one("SELECT max(version) FROM schema_migrations", &[]).await?;
+    let row = client
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await?;
     row.try_get(0).map_err(StoreError::Db)
 }
 
@@ -89,7 +95,10 @@ mod tests {
             })
             .unwrap_or_default();
         files.sort();
-        let names: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        let names: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
         assert_eq!(files, names);
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version as usize, i + 1);

@@ -51,9 +51,15 @@ fn is_outage(err: &tokio_postgres::Error) -> bool {
         // TLS, timeout); otherwise (parameter or row conversion) it is a bug.
         None => {
             let text = err.to_string();
-            ["error communicating", "error connecting", "timeout", "connection closed", "error performing TLS"]
-                .iter()
-                .any(|p| text.starts_with(p))
+            [
+                "error communicating",
+                "error connecting",
+                "timeout",
+                "connection closed",
+                "error performing TLS",
+            ]
+            .iter()
+            .any(|p| text.starts_with(p))
         }
     }
 }
@@ -69,7 +75,10 @@ fn conflict_message(constraint: Option<&str>) -> String {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
         if err.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-            let constraint = err.as_db_error().and_then(|d| d.constraint()).map(str::to_owned);
+            let constraint = err
+                .as_db_error()
+                .and_then(|d| d.constraint())
+                .map(str::to_owned);
             return Self::Conflict(conflict_message(constraint.as_deref()));
         }
         if is_outage(&err) {
@@ -114,11 +123,16 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
         cfg.host("localhost");
     }
     if cfg.get_user().is_none() {
-        let user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "postgres".into());
+        let user = std::env::var("PGUSER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "postgres".into());
         cfg.user(&user);
     }
     if cfg.get_dbname().is_none() {
-        return Err("no database named: set database.dbname (PGUSERS_USERSPACE) or put it in database.url".into());
+        return Err(
+            "no database named: set database.dbname (PGUSERS_USERSPACE) or put it in database.url"
+                .into(),
+        );
     }
     cfg.connect_timeout(db.connect_timeout);
     cfg.application_name("pgusers");
@@ -165,7 +179,11 @@ fn replace_ports(cfg: tokio_postgres::Config, port: u16) -> tokio_postgres::Conf
 }
 
 /// A pool whose waits are bounded, so an unreachable database answers UNAVAILABLE quickly.
-pub fn build_pool(cfg: tokio_postgres::Config, size: usize, timeout: Duration) -> Result<Pool, String> {
+pub fn build_pool(
+    cfg: tokio_postgres::Config,
+    size: usize,
+    timeout: Duration,
+) -> Result<Pool, String> {
     let manager = Manager::from_config(
         cfg,
         NoTls,
@@ -200,7 +218,9 @@ mod tests {
         assert_eq!(cfg.get_dbname(), Some("space"));
         assert_eq!(cfg.get_ports(), &[6000]);
         assert_eq!(cfg.get_password(), Some(&b"urlpw"[..]));
-        assert!(matches!(&cfg.get_hosts()[0], tokio_postgres::config::Host::Tcp(h) if h == "urlhost"));
+        assert!(
+            matches!(&cfg.get_hosts()[0], tokio_postgres::config::Host::Tcp(h) if h == "urlhost")
+        );
     }
 
     #[test]

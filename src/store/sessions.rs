@@ -52,13 +52,27 @@ pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<
                        VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING session_id";
     let stmt = db.prepare_cached(SQL).await?;
     let row = db
-        .query_one(&stmt, &[&s.digest.as_bytes(), &s.userid, &s.now, &s.expires_at, &s.max_expires_at, &s.extra_data])
+        .query_one(
+            &stmt,
+            &[
+                &s.digest.as_bytes(),
+                &s.userid,
+                &s.now,
+                &s.expires_at,
+                &s.max_expires_at,
+                &s.extra_data,
+            ],
+        )
         .await?;
     get(&row, 0)
 }
 
-pub async fn lookup(db: &impl GenericClient, digest: &KeyDigest) -> StoreResult<Option<SessionIdentity>> {
-    const SQL: &str = "SELECT s.session_id, s.userid, u.username, u.email, u.admin, s.created_at, s.expires_at,
+pub async fn lookup(
+    db: &impl GenericClient,
+    digest: &KeyDigest,
+) -> StoreResult<Option<SessionIdentity>> {
+    const SQL: &str =
+        "SELECT s.session_id, s.userid, u.username, u.email, u.admin, s.created_at, s.expires_at,
                               s.max_expires_at, s.extra_data
                        FROM sessions s JOIN users u ON u.userid = s.userid WHERE s.key_digest = $1";
     let stmt = db.prepare_cached(SQL).await?;
@@ -79,26 +93,50 @@ pub async fn lookup(db: &impl GenericClient, digest: &KeyDigest) -> StoreResult<
 }
 
 /// Writes a slid expiry; false when the session no longer exists.
-pub async fn refresh(db: &impl GenericClient, digest: &KeyDigest, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<bool> {
-    const SQL: &str = "UPDATE sessions SET expires_at = $2, last_seen_at = $3 WHERE key_digest = $1";
+pub async fn refresh(
+    db: &impl GenericClient,
+    digest: &KeyDigest,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    const SQL: &str =
+        "UPDATE sessions SET expires_at = $2, last_seen_at = $3 WHERE key_digest = $1";
     let stmt = db.prepare_cached(SQL).await?;
-    Ok(db.execute(&stmt, &[&digest.as_bytes(), &expires_at, &now]).await? == 1)
+    Ok(db
+        .execute(&stmt, &[&digest.as_bytes(), &expires_at, &now])
+        .await?
+        == 1)
 }
 
 /// Deletes the session with this key; returns its owner when there was one.
-pub async fn delete_by_digest(db: &impl GenericClient, digest: &KeyDigest) -> StoreResult<Option<i64>> {
-    let stmt = db.prepare_cached("DELETE FROM sessions WHERE key_digest = $1 RETURNING userid").await?;
-    db.query_opt(&stmt, &[&digest.as_bytes()]).await?.map(|r| get(&r, 0)).transpose()
+pub async fn delete_by_digest(
+    db: &impl GenericClient,
+    digest: &KeyDigest,
+) -> StoreResult<Option<i64>> {
+    let stmt = db
+        .prepare_cached("DELETE FROM sessions WHERE key_digest = $1 RETURNING userid")
+        .await?;
+    db.query_opt(&stmt, &[&digest.as_bytes()])
+        .await?
+        .map(|r| get(&r, 0))
+        .transpose()
 }
 
 /// Deletes a session by its public id; returns its key digest when there was one.
-pub async fn delete_by_id(db: &impl GenericClient, session_id: i64) -> StoreResult<Option<KeyDigest>> {
-    let stmt = db.prepare_cached("DELETE FROM sessions WHERE session_id = $1 RETURNING key_digest").await?;
+pub async fn delete_by_id(
+    db: &impl GenericClient,
+    session_id: i64,
+) -> StoreResult<Option<KeyDigest>> {
+    let stmt = db
+        .prepare_cached("DELETE FROM sessions WHERE session_id = $1 RETURNING key_digest")
+        .await?;
     match db.query_opt(&stmt, &[&session_id]).await? {
         None => Ok(None),
         Some(row) => {
             let bytes: Vec<u8> = get(&row, 0)?;
-            KeyDigest::from_slice(&bytes).map(Some).ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
+            KeyDigest::from_slice(&bytes)
+                .map(Some)
+                .ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
         }
     }
 }
@@ -114,7 +152,8 @@ pub struct SessionFilter<'a> {
     pub except: Option<&'a KeyDigest>,
 }
 
-const FILTER: &str = "($1::bigint = 0 OR s.userid = $1) AND (NOT $2::boolean OR s.expires_at <= $3::timestamptz)
+const FILTER: &str =
+    "($1::bigint = 0 OR s.userid = $1) AND (NOT $2::boolean OR s.expires_at <= $3::timestamptz)
                       AND ($4::bytea IS NULL OR s.key_digest <> $4)";
 
 pub async fn list(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult<Vec<SessionRow>> {
@@ -124,7 +163,9 @@ pub async fn list(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult
     );
     let stmt = db.prepare_cached(&sql).await?;
     let except = f.except.map(|d| d.as_bytes());
-    let rows = db.query(&stmt, &[&f.userid, &f.expired_only, &f.now, &except]).await?;
+    let rows = db
+        .query(&stmt, &[&f.userid, &f.expired_only, &f.now, &except])
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(SessionRow {
@@ -145,11 +186,17 @@ pub async fn kill(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult
     let sql = format!("DELETE FROM sessions s WHERE {FILTER}");
     let stmt = db.prepare_cached(&sql).await?;
     let except = f.except.map(|d| d.as_bytes());
-    Ok(db.execute(&stmt, &[&f.userid, &f.expired_only, &f.now, &except]).await?)
+    Ok(db
+        .execute(&stmt, &[&f.userid, &f.expired_only, &f.now, &except])
+        .await?)
 }
 
 /// Deletes up to `batch` expired sessions, skipping rows other transactions hold.
-pub async fn purge_expired_batch(db: &impl GenericClient, now: DateTime<Utc>, batch: i64) -> StoreResult<u64> {
+pub async fn purge_expired_batch(
+    db: &impl GenericClient,
+    now: DateTime<Utc>,
+    batch: i64,
+) -> StoreResult<u64> {
     const SQL: &str = "DELETE FROM sessions WHERE session_id IN (
                            SELECT session_id FROM sessions WHERE expires_at <= $1
                            ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";

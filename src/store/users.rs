@@ -46,35 +46,74 @@ pub async fn insert(db: &impl GenericClient, user: &NewUser<'_>) -> StoreResult<
                        VALUES ($1, $2, $3, $4, $5) RETURNING userid";
     let stmt = db.prepare_cached(SQL).await?;
     let row = db
-        .query_one(&stmt, &[&user.username, &user.email, &user.password_hash, &user.admin, &user.extra_data])
+        .query_one(
+            &stmt,
+            &[
+                &user.username,
+                &user.email,
+                &user.password_hash,
+                &user.admin,
+                &user.extra_data,
+            ],
+        )
         .await?;
     row.try_get(0).map_err(StoreError::Db)
 }
 
-async fn find_one(db: &impl GenericClient, sql: &str, param: &(dyn tokio_postgres::types::ToSql + Sync)) -> StoreResult<Option<UserRow>> {
+async fn find_one(
+    db: &impl GenericClient,
+    sql: &str,
+    param: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> StoreResult<Option<UserRow>> {
     let stmt = db.prepare_cached(sql).await?;
-    db.query_opt(&stmt, &[param]).await?.as_ref().map(from_row).transpose()
+    db.query_opt(&stmt, &[param])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 pub async fn find_by_id(db: &impl GenericClient, userid: i64) -> StoreResult<Option<UserRow>> {
-    find_one(db, &format!("SELECT {COLUMNS} FROM users WHERE userid = $1"), &userid).await
+    find_one(
+        db,
+        &format!("SELECT {COLUMNS} FROM users WHERE userid = $1"),
+        &userid,
+    )
+    .await
 }
 
 /// Looks a user up by name, ignoring letter case.
-pub async fn find_by_username(db: &impl GenericClient, username: &str) -> StoreResult<Option<UserRow>> {
-    find_one(db, &format!("SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)"), &username).await
+pub async fn find_by_username(
+    db: &impl GenericClient,
+    username: &str,
+) -> StoreResult<Option<UserRow>> {
+    find_one(
+        db,
+        &format!("SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)"),
+        &username,
+    )
+    .await
 }
 
 /// Looks a user up by email, ignoring letter case.
 pub async fn find_by_email(db: &impl GenericClient, email: &str) -> StoreResult<Option<UserRow>> {
-    find_one(db, &format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"), &email).await
+    find_one(
+        db,
+        &format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"),
+        &email,
+    )
+    .await
 }
 
 /// Users with `userid > after`, in userid order, at most `limit`.
 pub async fn list(db: &impl GenericClient, after: i64, limit: i64) -> StoreResult<Vec<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE userid > $1 ORDER BY userid LIMIT $2");
     let stmt = db.prepare_cached(&sql).await?;
-    db.query(&stmt, &[&after, &limit]).await?.iter().map(from_row).collect()
+    db.query(&stmt, &[&after, &limit])
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// The fields a modification may change; `extra_data: Some(None)` clears it.
@@ -84,7 +123,11 @@ pub struct UserChanges<'a> {
     pub extra_data: Option<Option<&'a Value>>,
 }
 
-pub async fn modify(db: &impl GenericClient, userid: i64, changes: &UserChanges<'_>) -> StoreResult<Option<UserRow>> {
+pub async fn modify(
+    db: &impl GenericClient,
+    userid: i64,
+    changes: &UserChanges<'_>,
+) -> StoreResult<Option<UserRow>> {
     let sql = format!(
         "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
                 extra_data = CASE WHEN $4 THEN $5 ELSE extra_data END
@@ -93,25 +136,44 @@ pub async fn modify(db: &impl GenericClient, userid: i64, changes: &UserChanges<
     let stmt = db.prepare_cached(&sql).await?;
     let set_extra = changes.extra_data.is_some();
     let extra = changes.extra_data.flatten();
-    db.query_opt(&stmt, &[&userid, &changes.username, &changes.email, &set_extra, &extra])
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    db.query_opt(
+        &stmt,
+        &[
+            &userid,
+            &changes.username,
+            &changes.email,
+            &set_extra,
+            &extra,
+        ],
+    )
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
 }
 
 /// Deletes a user (and, by cascade, their sessions); false when there was no such user.
 pub async fn delete(db: &impl GenericClient, userid: i64) -> StoreResult<bool> {
-    let stmt = db.prepare_cached("DELETE FROM users WHERE userid = $1").await?;
+    let stmt = db
+        .prepare_cached("DELETE FROM users WHERE userid = $1")
+        .await?;
     Ok(db.execute(&stmt, &[&userid]).await? == 1)
 }
 
-pub async fn set_password_hash(db: &impl GenericClient, userid: i64, hash: &str) -> StoreResult<bool> {
-    let stmt = db.prepare_cached("UPDATE users SET password_hash = $2 WHERE userid = $1").await?;
+pub async fn set_password_hash(
+    db: &impl GenericClient,
+    userid: i64,
+    hash: &str,
+) -> StoreResult<bool> {
+    let stmt = db
+        .prepare_cached("UPDATE users SET password_hash = $2 WHERE userid = $1")
+        .await?;
     Ok(db.execute(&stmt, &[&userid, &hash]).await? == 1)
 }
 
 pub async fn set_admin(db: &impl GenericClient, userid: i64, admin: bool) -> StoreResult<bool> {
-    let stmt = db.prepare_cached("UPDATE users SET admin = $2 WHERE userid = $1").await?;
+    let stmt = db
+        .prepare_cached("UPDATE users SET admin = $2 WHERE userid = $1")
+        .await?;
     Ok(db.execute(&stmt, &[&userid, &admin]).await? == 1)
 }
