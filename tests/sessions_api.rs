@@ -13,10 +13,21 @@ use support::TestApp;
 async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
     let app = TestApp::start().await;
     let id = app.create_user("alice", "password1", true).await;
-    let r = app.post("/v1/login", None, json!({"username": "ALICE", "password": "password1", "extra_data": {"ip": "10.0.0.1"}})).await;
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "ALICE", "password": "password1", "extra_data": {"ip": "10.0.0.1"}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let key = r.body["key"].as_str().unwrap();
-    assert!(key.len() >= 43 && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    assert!(
+        key.len() >= 43
+            && key
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    );
     assert_eq!(r.body["userid"], id);
     assert_eq!(r.body["admin"], true);
     assert!(r.body["expires_at"].is_string());
@@ -29,7 +40,14 @@ async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
     assert_eq!(c.body["admin"], true);
     assert_eq!(c.body["extra_data"], json!({"ip": "10.0.0.1"}));
 
-    let stored: Vec<u8> = app.db.client().await.query_one("SELECT key_digest FROM sessions", &[]).await.unwrap().get(0);
+    let stored: Vec<u8> = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT key_digest FROM sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(stored.len(), 32);
     assert_ne!(stored, key.as_bytes(), "only a digest of the key is stored");
 }
@@ -38,12 +56,29 @@ async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
 async fn unknown_users_and_wrong_passwords_look_the_same() {
     let app = TestApp::start().await;
     app.create_user("bob", "password1", false).await;
-    let wrong = app.post("/v1/login", None, json!({"username": "bob", "password": "password2"})).await;
-    let unknown = app.post("/v1/login", None, json!({"username": "nobody", "password": "password2"})).await;
+    let wrong = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "bob", "password": "password2"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "nobody", "password": "password2"}),
+        )
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.code(), "INVALID_CREDENTIALS");
-    assert_eq!((wrong.status, wrong.text.clone()), (unknown.status, unknown.text.clone()));
-    let missing = app.post("/v1/login", None, json!({"username": "bob"})).await;
+    assert_eq!(
+        (wrong.status, wrong.text.clone()),
+        (unknown.status, unknown.text.clone())
+    );
+    let missing = app
+        .post("/v1/login", None, json!({"username": "bob"}))
+        .await;
     assert_eq!(missing.code(), "BAD_CALL");
 }
 
@@ -52,11 +87,18 @@ async fn unknown_keys_are_not_found_and_bad_bodies_are_bad_calls() {
     let app = TestApp::start().await;
     for key in ["nope", "", &"k".repeat(2000)] {
         let r = app.check(key).await;
-        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "NOT_FOUND"));
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "NOT_FOUND")
+        );
     }
-    let r = app.post("/v1/sessions/check", None, json!({"key": 5})).await;
+    let r = app
+        .post("/v1/sessions/check", None, json!({"key": 5}))
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
-    let r = app.post("/v1/sessions/check", None, json!({"key": "a", "more": 1})).await;
+    let r = app
+        .post("/v1/sessions/check", None, json!({"key": "a", "more": 1}))
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
 }
 
@@ -97,12 +139,20 @@ async fn the_stored_expiry_is_written_at_most_once_per_refresh_interval() {
     let at_login = app.stored_expiry(&key).await.unwrap();
     app.clock.advance(Duration::seconds(30));
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
-    assert_eq!(app.stored_expiry(&key).await.unwrap(), at_login, "30 s of lag is within the interval");
+    assert_eq!(
+        app.stored_expiry(&key).await.unwrap(),
+        at_login,
+        "30 s of lag is within the interval"
+    );
     app.clock.advance(Duration::seconds(31));
     let r = app.check(&key).await;
     let stored = app.stored_expiry(&key).await.unwrap();
-    assert!(stored - at_login >= Duration::seconds(60), "61 s of lag is written");
-    let answered: chrono::DateTime<chrono::Utc> = r.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        stored - at_login >= Duration::seconds(60),
+        "61 s of lag is written"
+    );
+    let answered: chrono::DateTime<chrono::Utc> =
+        r.body["expires_at"].as_str().unwrap().parse().unwrap();
     assert!((answered - stored).num_seconds().abs() <= 1);
 }
 
@@ -121,7 +171,11 @@ async fn the_janitor_runs_on_its_own_schedule() {
     let mut left = 2;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        left = client.query("SELECT 1 FROM sessions", &[]).await.unwrap().len();
+        left = client
+            .query("SELECT 1 FROM sessions", &[])
+            .await
+            .unwrap()
+            .len();
         if left == 0 {
             break;
         }
@@ -135,10 +189,14 @@ async fn logout_ends_the_session() {
     app.create_user("fay", "password1", false).await;
     let key = app.login("fay", "password1").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
-    let r = app.request(Method::POST, "/v1/logout", Some(&key), None).await;
+    let r = app
+        .request(Method::POST, "/v1/logout", Some(&key), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
-    let again = app.request(Method::POST, "/v1/logout", Some(&key), None).await;
+    let again = app
+        .request(Method::POST, "/v1/logout", Some(&key), None)
+        .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     let none = app.request(Method::POST, "/v1/logout", None, None).await;
     assert_eq!(none.code(), "UNAUTHENTICATED");
@@ -159,33 +217,60 @@ async fn sessions_are_listed_and_killed_by_user_and_by_expiry_without_keys() {
     let sessions = all.body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 3);
     for s in sessions {
-        for field in ["session_id", "userid", "username", "created_at", "expires_at", "last_seen_at", "extra_data"] {
+        for field in [
+            "session_id",
+            "userid",
+            "username",
+            "created_at",
+            "expires_at",
+            "last_seen_at",
+            "extra_data",
+        ] {
             assert!(s.get(field).is_some(), "{field}");
         }
     }
     for key in [&old, &gus_new, &hal] {
-        assert!(!all.text.contains(key.as_str()), "a listing never shows keys");
+        assert!(
+            !all.text.contains(key.as_str()),
+            "a listing never shows keys"
+        );
     }
-    let gus_only = app.admin(Method::GET, &format!("/v1/sessions?userid={g}"), None).await;
+    let gus_only = app
+        .admin(Method::GET, &format!("/v1/sessions?userid={g}"), None)
+        .await;
     assert_eq!(gus_only.body["sessions"].as_array().unwrap().len(), 2);
-    let expired = app.admin(Method::GET, "/v1/sessions?userid=0&expired=true", None).await;
+    let expired = app
+        .admin(Method::GET, "/v1/sessions?userid=0&expired=true", None)
+        .await;
     let expired = expired.body["sessions"].as_array().unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["userid"], g);
 
     let r = app.admin(Method::GET, "/v1/sessions", None).await;
     assert_eq!(r.code(), "BAD_CALL", "userid is required");
-    let r = app.admin(Method::DELETE, "/v1/sessions?expired=true", None).await;
+    let r = app
+        .admin(Method::DELETE, "/v1/sessions?expired=true", None)
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
 
-    let r = app.admin(Method::DELETE, "/v1/sessions?userid=0&expired=true", None).await;
+    let r = app
+        .admin(Method::DELETE, "/v1/sessions?userid=0&expired=true", None)
+        .await;
     assert_eq!(r.body, json!({"killed": 1}));
     assert_eq!(app.check(&old).await.code(), "NOT_FOUND");
     assert_eq!(app.check(&gus_new).await.status, StatusCode::OK);
-    let r = app.admin(Method::DELETE, &format!("/v1/sessions?userid={h}"), None).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/v1/sessions?userid={h}"), None)
+        .await;
     assert_eq!(r.body, json!({"killed": 1}));
-    assert_eq!(app.check(&hal).await.code(), "NOT_FOUND", "a killed session is refused at once");
-    let r = app.admin(Method::DELETE, "/v1/sessions?userid=0", None).await;
+    assert_eq!(
+        app.check(&hal).await.code(),
+        "NOT_FOUND",
+        "a killed session is refused at once"
+    );
+    let r = app
+        .admin(Method::DELETE, "/v1/sessions?userid=0", None)
+        .await;
     assert_eq!(r.body, json!({"killed": 1}));
     assert_eq!(app.check(&gus_new).await.code(), "NOT_FOUND");
 }
@@ -199,11 +284,15 @@ async fn one_session_is_killed_by_its_public_id() {
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     let listing = app.admin(Method::GET, "/v1/sessions?userid=0", None).await;
     let id = listing.body["sessions"][0]["session_id"].as_i64().unwrap();
-    let r = app.admin(Method::DELETE, &format!("/v1/sessions/{id}"), None).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/v1/sessions/{id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
     assert_eq!(app.check(&other).await.status, StatusCode::OK);
-    let r = app.admin(Method::DELETE, &format!("/v1/sessions/{id}"), None).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/v1/sessions/{id}"), None)
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"));
 }
 
@@ -212,38 +301,79 @@ async fn the_ttl_can_be_set_through_the_api_and_reset_to_the_configured_one() {
     let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(1000)).await;
     app.create_user("jo", "password1", false).await;
     let settings = app.admin(Method::GET, "/v1/settings", None).await;
-    assert_eq!(settings.body["session_ttl"], json!({"seconds": 1000, "source": "config"}));
+    assert_eq!(
+        settings.body["session_ttl"],
+        json!({"seconds": 1000, "source": "config"})
+    );
 
-    let r = app.admin(Method::PUT, "/v1/settings/session_ttl", Some(json!({"seconds": 60}))).await;
+    let r = app
+        .admin(
+            Method::PUT,
+            "/v1/settings/session_ttl",
+            Some(json!({"seconds": 60})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let settings = app.admin(Method::GET, "/v1/settings", None).await;
-    assert_eq!(settings.body["session_ttl"], json!({"seconds": 60, "source": "api"}));
+    assert_eq!(
+        settings.body["session_ttl"],
+        json!({"seconds": 60, "source": "api"})
+    );
     let key = app.login("jo", "password1").await;
     app.clock.advance(Duration::seconds(61));
-    assert_eq!(app.check(&key).await.code(), "EXPIRED", "new sessions get the new TTL");
+    assert_eq!(
+        app.check(&key).await.code(),
+        "EXPIRED",
+        "new sessions get the new TTL"
+    );
 
-    for bad in [json!({"seconds": 0}), json!({"seconds": 315_360_001}), json!({"seconds": "60"}), json!({})] {
-        let r = app.admin(Method::PUT, "/v1/settings/session_ttl", Some(bad.clone())).await;
+    for bad in [
+        json!({"seconds": 0}),
+        json!({"seconds": 315_360_001}),
+        json!({"seconds": "60"}),
+        json!({}),
+    ] {
+        let r = app
+            .admin(Method::PUT, "/v1/settings/session_ttl", Some(bad.clone()))
+            .await;
         assert_eq!(r.code(), "BAD_CALL", "{bad}");
     }
-    let r = app.admin(Method::DELETE, "/v1/settings/session_ttl", None).await;
+    let r = app
+        .admin(Method::DELETE, "/v1/settings/session_ttl", None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let settings = app.admin(Method::GET, "/v1/settings", None).await;
-    assert_eq!(settings.body["session_ttl"], json!({"seconds": 1000, "source": "config"}));
+    assert_eq!(
+        settings.body["session_ttl"],
+        json!({"seconds": 1000, "source": "config"})
+    );
 }
 
 #[actix_web::test]
 async fn the_api_ttl_survives_a_restart_because_it_is_stored() {
     let app = TestApp::start().await;
-    app.admin(Method::PUT, "/v1/settings/session_ttl", Some(json!({"seconds": 77}))).await;
+    app.admin(
+        Method::PUT,
+        "/v1/settings/session_ttl",
+        Some(json!({"seconds": 77})),
+    )
+    .await;
     let db = support::TestDb::create().await;
     drop(db);
     let mut settings = support::settings_for(&app.db.config);
     settings.session.ttl = std::time::Duration::from_secs(5000);
-    let mut second = pgusers::startup::build(settings, app.clock.clone(), Default::default()).await.unwrap();
+    let mut second = pgusers::startup::build(settings, app.clock.clone(), Default::default())
+        .await
+        .unwrap();
     let base = second.base_url().unwrap();
     second.spawn();
-    let r = app.http.get(format!("{base}/v1/settings")).bearer_auth(support::TOKEN).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{base}/v1/settings"))
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .unwrap();
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["session_ttl"], json!({"seconds": 77, "source": "api"}));
 }
@@ -255,11 +385,24 @@ async fn each_account_change_is_seen_by_the_very_next_check() {
     let key = app.login("kim", "password1").await;
     assert_eq!(app.check(&key).await.body["admin"], true);
 
-    app.admin(Method::PATCH, &format!("/v1/users/{id}"), Some(json!({"username": "kimberly", "email": "k@x.org"}))).await;
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/users/{id}"),
+        Some(json!({"username": "kimberly", "email": "k@x.org"})),
+    )
+    .await;
     let r = app.check(&key).await;
-    assert_eq!((r.body["username"].as_str(), r.body["email"].as_str()), (Some("kimberly"), Some("k@x.org")));
+    assert_eq!(
+        (r.body["username"].as_str(), r.body["email"].as_str()),
+        (Some("kimberly"), Some("k@x.org"))
+    );
 
-    app.admin(Method::PUT, &format!("/v1/users/{id}/admin"), Some(json!({"admin": false}))).await;
+    app.admin(
+        Method::PUT,
+        &format!("/v1/users/{id}/admin"),
+        Some(json!({"admin": false})),
+    )
+    .await;
     let r = app.check(&key).await;
     assert_eq!(r.status, StatusCode::OK, "revoking admin ends nothing");
     assert_eq!(r.body["admin"], false);
@@ -274,7 +417,10 @@ async fn a_user_manages_their_own_account_and_sessions() {
     let third = app.login("lou", "password1").await;
 
     let me = app.get("/v1/me", Some(&mine)).await;
-    assert_eq!((me.status, me.body["userid"].as_i64()), (StatusCode::OK, Some(id)));
+    assert_eq!(
+        (me.status, me.body["userid"].as_i64()),
+        (StatusCode::OK, Some(id))
+    );
     let cookie = app
         .http
         .get(format!("{}/v1/me", app.base))
@@ -282,23 +428,54 @@ async fn a_user_manages_their_own_account_and_sessions() {
         .send()
         .await
         .unwrap();
-    assert_eq!(cookie.status(), StatusCode::OK, "the session cookie works too");
+    assert_eq!(
+        cookie.status(),
+        StatusCode::OK,
+        "the session cookie works too"
+    );
     assert_eq!(app.get("/v1/me", None).await.code(), "UNAUTHENTICATED");
-    assert_eq!(app.get("/v1/me", Some("bogus")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/v1/me", Some("bogus")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     let list = app.get("/v1/me/sessions", Some(&mine)).await;
     assert_eq!(list.body["sessions"].as_array().unwrap().len(), 3);
 
-    let r = app.request(Method::PUT, "/v1/me/password", Some(&mine), Some(json!({"old_password": "nope-nope", "new_password": "password2"}))).await;
+    let r = app
+        .request(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&mine),
+            Some(json!({"old_password": "nope-nope", "new_password": "password2"})),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "REJECTED"));
-    let r = app.request(Method::PUT, "/v1/me/password", Some(&mine), Some(json!({"old_password": "password1", "new_password": "password2"}))).await;
+    let r = app
+        .request(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&mine),
+            Some(json!({"old_password": "password1", "new_password": "password2"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.check(&mine).await.status, StatusCode::OK, "the session that made the change stays");
-    assert_eq!(app.check(&other).await.code(), "NOT_FOUND", "other sessions end");
+    assert_eq!(
+        app.check(&mine).await.status,
+        StatusCode::OK,
+        "the session that made the change stays"
+    );
+    assert_eq!(
+        app.check(&other).await.code(),
+        "NOT_FOUND",
+        "other sessions end"
+    );
     assert_eq!(app.check(&third).await.code(), "NOT_FOUND");
 
     let again = app.login("lou", "password2").await;
-    let r = app.request(Method::DELETE, "/v1/me/sessions", Some(&mine), None).await;
+    let r = app
+        .request(Method::DELETE, "/v1/me/sessions", Some(&mine), None)
+        .await;
     assert_eq!(r.body, json!({"killed": 1}));
     assert_eq!(app.check(&again).await.code(), "NOT_FOUND");
     assert_eq!(app.check(&mine).await.status, StatusCode::OK);
@@ -310,7 +487,14 @@ async fn an_admin_session_may_manage_and_keeps_itself_when_changing_its_own_pass
     let id = app.create_user("max", "password1", true).await;
     let key = app.login("max", "password1").await;
     let second = app.login("max", "password1").await;
-    let r = app.request(Method::PUT, &format!("/v1/users/{id}/password"), Some(&key), Some(json!({"new_password": "password9"}))).await;
+    let r = app
+        .request(
+            Method::PUT,
+            &format!("/v1/users/{id}/password"),
+            Some(&key),
+            Some(json!({"new_password": "password9"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     assert_eq!(app.check(&second).await.code(), "NOT_FOUND");
@@ -348,6 +532,44 @@ async fn with_the_cache_disabled_everything_still_works() {
     let id = app.create_user("ola", "password1", false).await;
     let key = app.login("ola", "password1").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
-    app.admin(Method::PATCH, &format!("/v1/users/{id}"), Some(json!({"username": "olaf"}))).await;
+    app.admin(
+        Method::PATCH,
+        &format!("/v1/users/{id}"),
+        Some(json!({"username": "olaf"})),
+    )
+    .await;
     assert_eq!(app.check(&key).await.body["username"], "olaf");
+}
+
+#[actix_web::test]
+async fn a_login_flood_beyond_the_hash_queue_gets_429_with_retry_after() {
+    let app = TestApp::start_with(|s| {
+        s.password.hash_threads = 1;
+        s.password.hash_queue_limit = 1;
+        s.password.argon2_memory_kib = 8192;
+        s.password.argon2_iterations = 2;
+    })
+    .await;
+    app.create_user("pat", "password1", false).await;
+    let flood = (0..8).map(|_| app.post("/v1/login", None, json!({"username": "pat", "password": "password1"})));
+    let replies = futures_util::future::join_all(flood).await;
+    let throttled: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(!throttled.is_empty(), "some logins are turned away");
+    assert!(replies.iter().any(|r| r.status == StatusCode::CREATED), "the others succeed");
+    for r in throttled {
+        assert_eq!(r.code(), "TOO_MANY_REQUESTS");
+        assert_eq!(r.headers["retry-after"], "1");
+    }
+}
+
+#[actix_web::test]
+async fn a_bug_answers_internal_with_a_correlation_id() {
+    let app = TestApp::start().await;
+    app.db.client().await.batch_execute("DROP TABLE settings").await.unwrap();
+    let r = app.admin(Method::PUT, "/v1/settings/session_ttl", Some(json!({"seconds": 60}))).await;
+    assert_eq!((r.status, r.code()), (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"));
+    let id = r.body["correlation_id"].as_str().unwrap();
+    assert_eq!(id.len(), 16);
+    assert!(r.body["message"].as_str().unwrap().contains(id));
+    assert!(!r.text.contains("settings"), "no internals reach the client");
 }
