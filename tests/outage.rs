@@ -11,10 +11,22 @@ use support::{TestApp, TestDb};
 
 #[actix_web::test]
 async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_after() {
-    let dir = tempfile::Builder::new().prefix("pgusers-outage-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pgusers-outage-")
+        .tempdir()
+        .unwrap();
     let mut pg = tokio::task::spawn_blocking({
         let path = dir.path().to_path_buf();
-        move || EmbeddedPostgres::start(&path, embedded::Options { durable: false, remove_on_exit: false }).unwrap()
+        move || {
+            EmbeddedPostgres::start(
+                &path,
+                embedded::Options {
+                    durable: false,
+                    remove_on_exit: false,
+                },
+            )
+            .unwrap()
+        }
     })
     .await
     .unwrap();
@@ -32,14 +44,40 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
     .await
     .unwrap();
 
-    let r = app.admin(Method::POST, "/v1/users", Some(json!({"username": "bob", "password": "password1", "email": "b@x"}))).await;
-    assert_eq!((r.status, r.code()), (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"));
-    let r = app.post("/v1/login", None, json!({"username": "alice", "password": "password1"})).await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"username": "bob", "password": "password1", "email": "b@x"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    );
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "alice", "password": "password1"}),
+        )
+        .await;
     assert_eq!(r.code(), "UNAVAILABLE");
     let r = app.check(&uncached).await;
-    assert_eq!(r.code(), "UNAVAILABLE", "an uncached key cannot be judged without the database");
-    assert_eq!(app.check(&cached).await.status, StatusCode::OK, "a cached session is still answered");
-    assert_eq!(app.get("/readyz", None).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.code(),
+        "UNAVAILABLE",
+        "an uncached key cannot be judged without the database"
+    );
+    assert_eq!(
+        app.check(&cached).await.status,
+        StatusCode::OK,
+        "a cached session is still answered"
+    );
+    assert_eq!(
+        app.get("/readyz", None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
 
     let pg = tokio::task::spawn_blocking(move || {
@@ -60,8 +98,18 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
     assert_eq!(ready, StatusCode::OK, "the daemon recovers by itself");
     assert_eq!(app.check(&uncached).await.status, StatusCode::OK);
     app.create_user("bob", "password1", false).await;
-    let users = app.db.client().await.query("SELECT username FROM users ORDER BY userid", &[]).await.unwrap();
-    assert_eq!(users.len(), 2, "the refused create wrote nothing; the retry did");
+    let users = app
+        .db
+        .client()
+        .await
+        .query("SELECT username FROM users ORDER BY userid", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        users.len(),
+        2,
+        "the refused create wrote nothing; the retry did"
+    );
     drop(app);
     drop(pg);
 }

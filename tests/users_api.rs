@@ -17,18 +17,27 @@ async fn an_admin_creates_a_user_and_finds_it_by_id_name_and_email_in_any_case()
     let id = r.body["userid"].as_i64().unwrap();
     assert!(id > 0);
 
-    let by_id = app.admin(Method::GET, &format!("/v1/users/{id}"), None).await;
+    let by_id = app
+        .admin(Method::GET, &format!("/v1/users/{id}"), None)
+        .await;
     assert_eq!(by_id.status, StatusCode::OK);
-    assert_eq!(by_id.body["username"], "Alice", "the stored spelling is kept");
+    assert_eq!(
+        by_id.body["username"], "Alice",
+        "the stored spelling is kept"
+    );
     assert_eq!(by_id.body["email"], "Alice@Example.org");
     assert_eq!(by_id.body["admin"], false);
     assert_eq!(by_id.body["extra_data"], json!({"team": 7}));
     assert!(by_id.body["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(by_id.body.get("password_hash").is_none() && !by_id.text.contains("argon2"));
 
-    let by_name = app.admin(Method::GET, "/v1/users?username=aLiCe", None).await;
+    let by_name = app
+        .admin(Method::GET, "/v1/users?username=aLiCe", None)
+        .await;
     assert_eq!(by_name.body["userid"], id);
-    let by_email = app.admin(Method::GET, "/v1/users?email=alice%40example.ORG", None).await;
+    let by_email = app
+        .admin(Method::GET, "/v1/users?email=alice%40example.ORG", None)
+        .await;
     assert_eq!(by_email.body["userid"], id);
 }
 
@@ -37,16 +46,32 @@ async fn usernames_and_emails_are_unique_regardless_of_case() {
     let app = TestApp::start().await;
     app.create_user("bob", "password1", false).await;
     let same_name = app
-        .admin(Method::POST, "/v1/users", Some(json!({"username": "BOB", "password": "password1", "email": "other@example.org"})))
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"username": "BOB", "password": "password1", "email": "other@example.org"})),
+        )
         .await;
     assert_eq!(same_name.status, StatusCode::CONFLICT);
     assert_eq!(same_name.code(), "CONFLICT");
-    assert!(same_name.body["message"].as_str().unwrap().contains("username"));
+    assert!(same_name.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("username"));
     let same_email = app
-        .admin(Method::POST, "/v1/users", Some(json!({"username": "robert", "password": "password1", "email": "BOB@example.org"})))
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(
+                json!({"username": "robert", "password": "password1", "email": "BOB@example.org"}),
+            ),
+        )
         .await;
     assert_eq!(same_email.status, StatusCode::CONFLICT);
-    assert!(same_email.body["message"].as_str().unwrap().contains("email"));
+    assert!(same_email.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("email"));
 }
 
 #[actix_web::test]
@@ -60,10 +85,22 @@ async fn of_many_simultaneous_creates_of_one_username_exactly_one_wins() {
         )
     });
     let replies = futures_util::future::join_all(attempts).await;
-    let created = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    let conflicts = replies.iter().filter(|r| r.status == StatusCode::CONFLICT).count();
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let conflicts = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
     assert_eq!((created, conflicts), (1, 11));
-    let rows = app.db.client().await.query("SELECT 1 FROM users", &[]).await.unwrap();
+    let rows = app
+        .db
+        .client()
+        .await
+        .query("SELECT 1 FROM users", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
 }
 
@@ -86,7 +123,9 @@ async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
         json!(["not", "an", "object"]),
     ];
     for body in cases {
-        let r = app.admin(Method::POST, "/v1/users", Some(body.clone())).await;
+        let r = app
+            .admin(Method::POST, "/v1/users", Some(body.clone()))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
         assert_eq!(r.code(), "BAD_CALL");
         assert!(!r.body["message"].as_str().unwrap().is_empty());
@@ -101,7 +140,13 @@ async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
         .unwrap();
     let r = TestApp::reply(malformed).await;
     assert_eq!(r.code(), "BAD_CALL");
-    let rows = app.db.client().await.query("SELECT 1 FROM users", &[]).await.unwrap();
+    let rows = app
+        .db
+        .client()
+        .await
+        .query("SELECT 1 FROM users", &[])
+        .await
+        .unwrap();
     assert!(rows.is_empty(), "nothing was written");
 }
 
@@ -120,12 +165,21 @@ async fn management_needs_an_admin_credential() {
     app.create_user("plain", "password1", false).await;
     app.create_user("boss", "password1", true).await;
     let none = app.get("/v1/users", None).await;
-    assert_eq!((none.status, none.code()), (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"));
+    assert_eq!(
+        (none.status, none.code()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED")
+    );
     let wrong = app.get("/v1/users", Some("not-a-token-or-key")).await;
-    assert_eq!((wrong.status, wrong.code()), (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"));
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED")
+    );
     let plain = app.login("plain", "password1").await;
     let forbidden = app.get("/v1/users", Some(&plain)).await;
-    assert_eq!((forbidden.status, forbidden.code()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+    assert_eq!(
+        (forbidden.status, forbidden.code()),
+        (StatusCode::FORBIDDEN, "FORBIDDEN")
+    );
     let boss = app.login("boss", "password1").await;
     let ok = app.get("/v1/users", Some(&boss)).await;
     assert_eq!(ok.status, StatusCode::OK);
@@ -140,13 +194,32 @@ async fn users_are_listed_in_pages_ordered_by_id() {
         ids.push(app.create_user(&format!("u{i}"), "password1", false).await);
     }
     let first = app.admin(Method::GET, "/v1/users?limit=2", None).await;
-    let page: Vec<i64> = first.body["users"].as_array().unwrap().iter().map(|u| u["userid"].as_i64().unwrap()).collect();
+    let page: Vec<i64> = first.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["userid"].as_i64().unwrap())
+        .collect();
     assert_eq!(page, ids[..2]);
     assert_eq!(first.body["next_after"], ids[1]);
-    let rest = app.admin(Method::GET, &format!("/v1/users?after={}&limit=10", ids[1]), None).await;
+    let rest = app
+        .admin(
+            Method::GET,
+            &format!("/v1/users?after={}&limit=10", ids[1]),
+            None,
+        )
+        .await;
     assert_eq!(rest.body["users"].as_array().unwrap().len(), 3);
     assert_eq!(rest.body["next_after"], serde_json::Value::Null);
-    for bad in ["/v1/users?limit=0", "/v1/users?limit=1001", "/v1/users?after=-1", "/v1/users?username=a&email=b", "/v1/users?limit=x", "/v1/users?colour=red", "/v1/users?username=u1&limit=3"] {
+    for bad in [
+        "/v1/users?limit=0",
+        "/v1/users?limit=1001",
+        "/v1/users?after=-1",
+        "/v1/users?username=a&email=b",
+        "/v1/users?limit=x",
+        "/v1/users?colour=red",
+        "/v1/users?username=u1&limit=3",
+    ] {
         let r = app.admin(Method::GET, bad, None).await;
         assert_eq!(r.code(), "BAD_CALL", "{bad}");
     }
@@ -159,14 +232,30 @@ async fn unknown_users_are_not_found() {
         (Method::GET, "/v1/users/999", None),
         (Method::GET, "/v1/users?username=ghost", None),
         (Method::GET, "/v1/users?email=ghost@x", None),
-        (Method::PATCH, "/v1/users/999", Some(json!({"username": "x"}))),
+        (
+            Method::PATCH,
+            "/v1/users/999",
+            Some(json!({"username": "x"})),
+        ),
         (Method::DELETE, "/v1/users/999", None),
-        (Method::PUT, "/v1/users/999/password", Some(json!({"new_password": "password2"}))),
+        (
+            Method::PUT,
+            "/v1/users/999/password",
+            Some(json!({"new_password": "password2"})),
+        ),
         (Method::GET, "/v1/users/999/admin", None),
-        (Method::PUT, "/v1/users/999/admin", Some(json!({"admin": true}))),
+        (
+            Method::PUT,
+            "/v1/users/999/admin",
+            Some(json!({"admin": true})),
+        ),
     ] {
         let r = app.admin(method.clone(), path, body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "NOT_FOUND"), "{method} {path}");
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            "{method} {path}"
+        );
     }
     let r = app.admin(Method::GET, "/v1/users/abc", None).await;
     assert_eq!(r.code(), "BAD_CALL");
@@ -180,20 +269,45 @@ async fn modifying_a_user_changes_only_what_is_given() {
     let id = app.create_user("carol", "password1", false).await;
     app.create_user("dave", "password1", false).await;
     let path = format!("/v1/users/{id}");
-    let r = app.admin(Method::PATCH, &path, Some(json!({"extra_data": {"a": 1}}))).await;
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"extra_data": {"a": 1}})))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["extra_data"], json!({"a": 1}));
     assert_eq!(r.body["username"], "carol");
-    let r = app.admin(Method::PATCH, &path, Some(json!({"username": "caroline", "email": "c@x.org"}))).await;
-    assert_eq!((r.body["username"].as_str(), r.body["email"].as_str()), (Some("caroline"), Some("c@x.org")));
-    assert_eq!(r.body["extra_data"], json!({"a": 1}), "untouched fields stay");
-    let r = app.admin(Method::PATCH, &path, Some(json!({"extra_data": null}))).await;
-    assert_eq!(r.body["extra_data"], serde_json::Value::Null, "null clears extra_data");
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"username": "caroline", "email": "c@x.org"})),
+        )
+        .await;
+    assert_eq!(
+        (r.body["username"].as_str(), r.body["email"].as_str()),
+        (Some("caroline"), Some("c@x.org"))
+    );
+    assert_eq!(
+        r.body["extra_data"],
+        json!({"a": 1}),
+        "untouched fields stay"
+    );
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"extra_data": null})))
+        .await;
+    assert_eq!(
+        r.body["extra_data"],
+        serde_json::Value::Null,
+        "null clears extra_data"
+    );
     let r = app.admin(Method::PATCH, &path, Some(json!({}))).await;
     assert_eq!(r.code(), "BAD_CALL", "an empty change is refused");
-    let r = app.admin(Method::PATCH, &path, Some(json!({"username": "DAVE"}))).await;
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"username": "DAVE"})))
+        .await;
     assert_eq!(r.code(), "CONFLICT");
-    let r = app.admin(Method::PATCH, &path, Some(json!({"email": "bad"}))).await;
+    let r = app
+        .admin(Method::PATCH, &path, Some(json!({"email": "bad"})))
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
 }
 
@@ -202,11 +316,21 @@ async fn the_admin_flag_can_be_read_and_set() {
     let app = TestApp::start().await;
     let id = app.create_user("erin", "password1", false).await;
     let path = format!("/v1/users/{id}/admin");
-    assert_eq!(app.admin(Method::GET, &path, None).await.body, json!({"admin": false}));
-    let r = app.admin(Method::PUT, &path, Some(json!({"admin": true}))).await;
+    assert_eq!(
+        app.admin(Method::GET, &path, None).await.body,
+        json!({"admin": false})
+    );
+    let r = app
+        .admin(Method::PUT, &path, Some(json!({"admin": true})))
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.admin(Method::GET, &path, None).await.body, json!({"admin": true}));
-    let r = app.admin(Method::PUT, &path, Some(json!({"admin": "yes"}))).await;
+    assert_eq!(
+        app.admin(Method::GET, &path, None).await.body,
+        json!({"admin": true})
+    );
+    let r = app
+        .admin(Method::PUT, &path, Some(json!({"admin": "yes"})))
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
 }
 
@@ -216,18 +340,52 @@ async fn an_admin_changes_a_password_with_or_without_the_old_one() {
     let id = app.create_user("frank", "password1", false).await;
     let session = app.login("frank", "password1").await;
     let path = format!("/v1/users/{id}/password");
-    let r = app.admin(Method::PUT, &path, Some(json!({"new_password": "password2", "old_password": "wrong-one"}))).await;
+    let r = app
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"new_password": "password2", "old_password": "wrong-one"})),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "REJECTED"));
-    assert_eq!(app.check(&session).await.status, StatusCode::OK, "a rejected change ends nothing");
-    let r = app.admin(Method::PUT, &path, Some(json!({"new_password": "password2", "old_password": "password1"}))).await;
+    assert_eq!(
+        app.check(&session).await.status,
+        StatusCode::OK,
+        "a rejected change ends nothing"
+    );
+    let r = app
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"new_password": "password2", "old_password": "password1"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.check(&session).await.code(), "NOT_FOUND", "a password change ends every session");
-    let r = app.admin(Method::PUT, &path, Some(json!({"new_password": "password3"}))).await;
+    assert_eq!(
+        app.check(&session).await.code(),
+        "NOT_FOUND",
+        "a password change ends every session"
+    );
+    let r = app
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"new_password": "password3"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     app.login("frank", "password3").await;
-    let r = app.post("/v1/login", None, json!({"username": "frank", "password": "password2"})).await;
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "frank", "password": "password2"}),
+        )
+        .await;
     assert_eq!(r.code(), "INVALID_CREDENTIALS");
-    let r = app.admin(Method::PUT, &path, Some(json!({"new_password": "short"}))).await;
+    let r = app
+        .admin(Method::PUT, &path, Some(json!({"new_password": "short"})))
+        .await;
     assert_eq!(r.code(), "BAD_CALL");
 }
 
@@ -237,11 +395,21 @@ async fn deleting_a_user_ends_their_sessions() {
     let id = app.create_user("gina", "password1", false).await;
     let key = app.login("gina", "password1").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
-    let r = app.admin(Method::DELETE, &format!("/v1/users/{id}"), None).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/v1/users/{id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
-    let r = app.admin(Method::DELETE, &format!("/v1/users/{id}"), None).await;
+    let r = app
+        .admin(Method::DELETE, &format!("/v1/users/{id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let left = app.db.client().await.query("SELECT 1 FROM sessions", &[]).await.unwrap();
+    let left = app
+        .db
+        .client()
+        .await
+        .query("SELECT 1 FROM sessions", &[])
+        .await
+        .unwrap();
     assert!(left.is_empty());
 }

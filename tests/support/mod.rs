@@ -26,11 +26,17 @@ static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_ne
 fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("PGUSERS_TEST_DATABASE_URL") {
         Ok(url) => Server {
-            base: url.parse().expect("PGUSERS_TEST_DATABASE_URL is not a connection string"),
+            base: url
+                .parse()
+                .expect("PGUSERS_TEST_DATABASE_URL is not a connection string"),
             _private: None,
         },
         Err(_) => {
-            let dir = tempfile::Builder::new().prefix("pgusers-test-").tempdir().expect("temp dir").keep();
+            let dir = tempfile::Builder::new()
+                .prefix("pgusers-test-")
+                .tempdir()
+                .expect("temp dir")
+                .keep();
             let pg = EmbeddedPostgres::start(
                 &dir,
                 embedded::Options {
@@ -73,16 +79,27 @@ async fn template(base: &tokio_postgres::Config) -> String {
         .get_or_init(|| async {
             let name = format!("pgusers_tmpl_{}", migrations_fingerprint());
             let admin = connect(&config_for(base, "postgres")).await;
-            admin.execute("SELECT pg_advisory_lock(4242)", &[]).await.unwrap();
-            embedded::create_database_if_missing(&admin, &name).await.unwrap();
+            admin
+                .execute("SELECT pg_advisory_lock(4242)", &[])
+                .await
+                .unwrap();
+            embedded::create_database_if_missing(&admin, &name)
+                .await
+                .unwrap();
             {
-                let (mut client, connection) = config_for(base, &name).connect(tokio_postgres::NoTls).await.unwrap();
+                let (mut client, connection) = config_for(base, &name)
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
                 let driver = tokio::spawn(connection);
                 pgusers::store::migrate::run(&mut client).await.unwrap();
                 drop(client);
                 let _ = driver.await;
             }
-            admin.execute("SELECT pg_advisory_unlock(4242)", &[]).await.unwrap();
+            admin
+                .execute("SELECT pg_advisory_unlock(4242)", &[])
+                .await
+                .unwrap();
             name
         })
         .await
@@ -111,7 +128,10 @@ impl TestDb {
             match admin.batch_execute(&sql).await {
                 Ok(()) => break,
                 // The template may still show the migrating connection for a moment.
-                Err(e) if tries < 50 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                Err(e)
+                    if tries < 50
+                        && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+                {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
@@ -135,11 +155,19 @@ impl Drop for TestDb {
         let base = self.base.clone();
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
-                if let Ok((admin, connection)) = config_for(&base, "postgres").connect(tokio_postgres::NoTls).await {
+                if let Ok((admin, connection)) = config_for(&base, "postgres")
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                {
                     tokio::spawn(connection);
-                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
                 }
             });
         })
@@ -154,7 +182,9 @@ pub fn settings_for(db: &tokio_postgres::Config) -> Settings {
     d.url = None;
     d.dbname = db.get_dbname().map(String::from);
     d.user = db.get_user().map(String::from);
-    d.password = db.get_password().map(|p| Secret::new(String::from_utf8_lossy(p)));
+    d.password = db
+        .get_password()
+        .map(|p| Secret::new(String::from_utf8_lossy(p)));
     d.host = db.get_hosts().first().map(|h| match h {
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
         tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
@@ -212,10 +242,15 @@ impl TestApp {
         let mut settings = settings_for(&db.config);
         tune(&mut settings);
         let clock = ManualClock::new();
-        let mut daemon = startup::build(settings, clock.clone(), Inherited::default()).await.expect("daemon starts");
+        let mut daemon = startup::build(settings, clock.clone(), Inherited::default())
+            .await
+            .expect("daemon starts");
         let base = daemon.base_url().expect("a TCP listener");
         daemon.spawn();
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         Self {
             base,
             http,
@@ -225,7 +260,13 @@ impl TestApp {
         }
     }
 
-    pub async fn request(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
@@ -274,13 +315,20 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self.post("/v1/login", None, json!({"username": username, "password": password})).await;
+        let r = self
+            .post(
+                "/v1/login",
+                None,
+                json!({"username": username, "password": password}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["key"].as_str().unwrap().to_string()
     }
 
     pub async fn check(&self, key: &str) -> Reply {
-        self.post("/v1/sessions/check", None, json!({ "key": key })).await
+        self.post("/v1/sessions/check", None, json!({ "key": key }))
+            .await
     }
 
     /// The stored expiry of a session, read straight from the database.
@@ -288,7 +336,10 @@ impl TestApp {
         let digest = pgusers::domain::KeyDigest::of(key);
         let client = self.db.client().await;
         client
-            .query_opt("SELECT expires_at FROM sessions WHERE key_digest = $1", &[&digest.as_bytes()])
+            .query_opt(
+                "SELECT expires_at FROM sessions WHERE key_digest = $1",
+                &[&digest.as_bytes()],
+            )
             .await
             .unwrap()
             .map(|r| r.get(0))
