@@ -52,6 +52,8 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    #[command(flatten)]
+    Admin(crate::admin_cli::AdminCommand),
 }
 
 fn cli_overrides(args: &Args) -> Result<Vec<(String, String)>, String> {
@@ -141,6 +143,7 @@ async fn run(args: Args, inherited: Inherited) -> ExitCode {
             }
         }
         Command::Serve { embedded, .. } => serve(settings, sources, embedded, inherited).await,
+        Command::Admin(cmd) => crate::admin_cli::run(cmd, settings).await,
     }
 }
 

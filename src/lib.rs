@@ -1,6 +1,7 @@
 //! pgusers: a user-authentication and session daemon on PostgreSQL (library root).
 
 pub mod actors;
+pub mod admin_cli;
 pub mod cache;
 pub mod cli;
 pub mod clock;
