@@ -3,7 +3,7 @@
 //! other instances' notifications later) without racing the loads that fill it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -93,6 +93,9 @@ pub struct SessionCache {
     /// Bumped by every per-user invalidation; lets hits skip the generation lookup.
     user_evictions: AtomicU64,
     user_generations: RwLock<HashMap<i64, u64>>,
+    /// False while invalidations may have been missed (the listener is down): the cache is
+    /// then neither read nor filled.
+    trusted: AtomicBool,
 }
 
 impl SessionCache {
@@ -109,7 +112,18 @@ impl SessionCache {
             epoch: AtomicU64::new(0),
             user_evictions: AtomicU64::new(0),
             user_generations: RwLock::new(HashMap::new()),
+            trusted: AtomicBool::new(true),
         }
+    }
+
+    /// Stops (false) or resumes (true) trusting the cache; both forget everything cached.
+    pub fn set_trusted(&self, trusted: bool) {
+        self.trusted.store(trusted, Ordering::SeqCst);
+        self.clear();
+    }
+
+    pub fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
     }
 
     fn generation_of(&self, userid: i64) -> u64 {
@@ -121,6 +135,9 @@ impl SessionCache {
 
     /// The cached session for this key, unless it was invalidated.
     pub fn get(&self, digest: &KeyDigest) -> Option<Arc<CachedSession>> {
+        if !self.trusted.load(Ordering::Acquire) {
+            return None;
+        }
         let entry = self.entries.as_ref()?.get(digest)?;
         if entry.user_evictions_seen != self.user_evictions.load(Ordering::Acquire)
             && entry.user_generation != self.generation_of(entry.userid)
@@ -146,6 +163,9 @@ impl SessionCache {
         epoch_before_load: u64,
     ) -> Option<Arc<CachedSession>> {
         let cache = self.entries.as_ref()?;
+        if !self.trusted.load(Ordering::SeqCst) {
+            return None;
+        }
         let user_evictions_seen = self.user_evictions.load(Ordering::SeqCst);
         let entry = Arc::new(CachedSession::build(
             s,
@@ -185,6 +205,11 @@ impl SessionCache {
         if let Some(cache) = &self.entries {
             cache.invalidate_all();
         }
+        // Every entry is gone, so the per-user generations can start over.
+        if let Ok(mut generations) = self.user_generations.write() {
+            generations.clear();
+        }
+        self.user_evictions.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Sessions currently cached (approximate).
@@ -256,6 +281,21 @@ mod tests {
         let now = Utc::now();
         assert!(c.insert(d, &identity(7), now, now, before).is_none());
         assert!(c.get(&d).is_none());
+    }
+
+    #[test]
+    fn an_untrusted_cache_is_neither_read_nor_filled() {
+        let c = cache();
+        let d = KeyDigest::of("k");
+        let now = Utc::now();
+        c.insert(d, &identity(7), now, now, c.epoch());
+        c.set_trusted(false);
+        assert!(c.get(&d).is_none());
+        assert!(c.insert(d, &identity(7), now, now, c.epoch()).is_none());
+        c.set_trusted(true);
+        assert!(c.get(&d).is_none(), "nothing from before is trusted again");
+        c.insert(d, &identity(7), now, now, c.epoch());
+        assert!(c.get(&d).is_some());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod embedded;
 pub mod error;
 pub mod http;
+pub mod invalidation;
 pub mod ops;
 pub mod passwords;
 pub mod startup;

@@ -14,6 +14,7 @@ use crate::cache::SessionCache;
 use crate::clock::SharedClock;
 use crate::config::{ListenAddr, Settings};
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
+use crate::invalidation::{self, ListenerStatus};
 use crate::passwords::PasswordHasher;
 use crate::store::{self, migrate};
 use crate::tunables::Tunables;
@@ -34,6 +35,8 @@ pub struct Daemon {
     pub services: Services,
     pub pool: Pool,
     pub state: web::Data<AppState>,
+    /// Whether the invalidation listener is subscribed.
+    pub listener: ListenerStatus,
 }
 
 impl Daemon {
@@ -105,6 +108,7 @@ pub async fn build(
     inherited: Inherited,
 ) -> Result<Daemon, StartupError> {
     let pool = connect_and_migrate(&settings).await?;
+    let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
     let hasher = PasswordHasher::new(&settings.password, settings.hash_threads())
         .map_err(StartupError::Config)?;
     let cache = SessionCache::new(
@@ -125,6 +129,19 @@ pub async fn build(
         .load_ttl()
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?;
+    let mut listener = invalidation::spawn(
+        pg_config,
+        services.core.cache.clone(),
+        services.sessions.clone(),
+    );
+    if !listener
+        .wait_listening(settings.database.connect_timeout)
+        .await
+    {
+        tracing::warn!(
+            "the invalidation listener is not subscribed yet: the cache is bypassed until it is"
+        );
+    }
 
     let identity_headers =
         IdentityHeaders::from_settings(&settings).map_err(StartupError::Config)?;
@@ -208,5 +225,6 @@ pub async fn build(
         services,
         pool,
         state,
+        listener,
     })
 }

@@ -9,26 +9,52 @@ use actix::{
 use super::{ask, Core};
 use crate::error::ApiError;
 use crate::store::sessions as store;
+use crate::store::StoreError;
 
 pub struct JanitorActor {
     core: Core,
     batch: i64,
 }
 
-/// Deletes expired sessions batch by batch until none is left; returns how many.
+/// An arbitrary constant naming the janitor's advisory lock: one instance purges at a time.
+const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
+
+/// Deletes expired sessions batch by batch until none is left; returns how many (0 when
+/// another instance holds the purge lock). A session is purged only once it has been expired
+/// for a whole refresh interval, since its stored expiry may lag the true one by that much.
 async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
-    let now = core.clock.now();
-    let mut total = 0;
-    loop {
-        let db = core.db().await?;
-        let deleted = store::purge_expired_batch(&db, now, batch).await?;
-        drop(db);
-        total += deleted;
-        if deleted < u64::try_from(batch).unwrap_or(0) {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
+    let db = core.db().await?;
+    let locked: bool = db
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
+        .await
+        .map_err(StoreError::from)?
+        .get(0);
+    if !locked {
+        tracing::debug!("janitor: another instance is purging");
+        return Ok(0);
     }
+    let cutoff = core.clock.now() - core.tunables.refresh_interval();
+    let mut total = 0;
+    let result = loop {
+        match store::purge_expired_batch(&db, cutoff, batch).await {
+            Ok(deleted) => {
+                total += deleted;
+                if deleted < u64::try_from(batch).unwrap_or(0) {
+                    break Ok(total);
+                }
+                if total % (batch.unsigned_abs() * 100) == 0 {
+                    tracing::info!(purged = total, "janitor: purge in progress");
+                }
+                // Let session checks have the database between batches.
+                tokio::task::yield_now().await;
+            }
+            Err(e) => break Err(ApiError::from(e)),
+        }
+    };
+    let _ = db
+        .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
+        .await;
+    result
 }
 
 impl JanitorActor {

@@ -370,7 +370,11 @@ mod annotated_file {
                 .split("\n[")
                 .find(|block| block.starts_with(&format!("{section}]")))
                 .unwrap_or_default();
-            assert!(in_section.contains(&format!("# {key} = ")), "{} is not documented in config/pgusers.toml", def.key);
+            assert!(
+                in_section.contains(&format!("# {key} = ")),
+                "{} is not documented in config/pgusers.toml",
+                def.key
+            );
             if let Some(var) = def.short_env {
                 assert!(in_section.contains(var), "{var} is not documented");
             }
@@ -383,9 +387,9 @@ mod annotated_file {
             .lines()
             .map(|l| match l.strip_prefix("# ") {
                 Some(rest)
-                    if rest
-                        .split_once(" = ")
-                        .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')) =>
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
                 {
                     format!("{rest}\n")
                 }
@@ -401,7 +405,12 @@ mod annotated_file {
         };
         if let Err(problems) = load(&sources) {
             // The example password file does not exist here; everything else must be valid.
-            assert!(problems.iter().all(|p| p.contains("password_file") || p.contains("tokens_file")), "{problems:?}");
+            assert!(
+                problems
+                    .iter()
+                    .all(|p| p.contains("password_file") || p.contains("tokens_file")),
+                "{problems:?}"
+            );
         }
     }
 }

@@ -212,6 +212,12 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
+/// Another daemon instance on the same database.
+pub struct Instance {
+    pub base: String,
+    pub daemon: Daemon,
+}
+
 /// A response as a test sees it.
 #[derive(Debug)]
 pub struct Reply {
@@ -258,6 +264,29 @@ impl TestApp {
             daemon,
             db,
         }
+    }
+
+    /// A second daemon on the same database and clock (another instance behind a balancer).
+    pub async fn another_instance(&self, tune: impl FnOnce(&mut Settings)) -> Instance {
+        let mut settings = settings_for(&self.db.config);
+        tune(&mut settings);
+        let mut daemon = startup::build(settings, self.clock.clone(), Inherited::default())
+            .await
+            .expect("daemon starts");
+        let base = daemon.base_url().expect("a TCP listener");
+        daemon.spawn();
+        Instance { base, daemon }
+    }
+
+    /// Checks a key on another instance.
+    pub async fn check_on(&self, instance: &Instance, key: &str) -> StatusCode {
+        self.http
+            .post(format!("{}/v1/sessions/check", instance.base))
+            .json(&json!({ "key": key }))
+            .send()
+            .await
+            .expect("request")
+            .status()
     }
 
     pub async fn request(

@@ -1,0 +1,110 @@
+//! The admin commands' database connection: the daemon's configuration (or the running embedded
+//! cluster when none is configured), and a check that the schema is current.
+
+use std::path::Path;
+
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::config::Host;
+
+use super::Failure;
+use crate::config::{DatabaseSettings, Settings};
+use crate::embedded;
+use crate::error::cause_chain;
+use crate::store::{self, migrate};
+
+/// The port the embedded cluster's socket is named after (see `embedded.rs`).
+const EMBEDDED_PORT: u16 = 5432;
+
+/// One connection for the length of a command; the pool is kept so the connection stays owned.
+pub(super) struct Database {
+    pub client: Object,
+    _pool: Pool,
+}
+
+/// Connects with the daemon's configuration and refuses a schema that is not current.
+pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
+    let db_settings = effective(settings)?;
+    let cfg = store::connect_config(&db_settings).map_err(Failure::BadInput)?;
+    let target = describe(&cfg);
+    let pool = store::build_pool(cfg, 1, db_settings.connect_timeout).map_err(Failure::BadInput)?;
+    let client = pool.get().await.map_err(|e| {
+        Failure::Unavailable(format!(
+            "cannot connect to the database ({target}): {}",
+            cause_chain(&e)
+        ))
+    })?;
+    check_schema(&client).await?;
+    Ok(Database {
+        client,
+        _pool: pool,
+    })
+}
+
+fn uses_embedded(settings: &Settings) -> bool {
+    settings.database.embedded || !settings.database_configured()
+}
+
+/// The database settings to connect with: the configured ones, or the embedded cluster's.
+fn effective(settings: &Settings) -> Result<DatabaseSettings, Failure> {
+    if !uses_embedded(settings) {
+        return Ok(settings.database.clone());
+    }
+    let dir = &settings.database.embedded_dir;
+    let socket_dir = running_embedded_dir(dir)?;
+    let mut db = settings.database.clone();
+    db.url = None;
+    db.host = Some(socket_dir);
+    db.port = Some(EMBEDDED_PORT);
+    db.user = Some(embedded::ROLE.into());
+    db.password = None;
+    db.dbname = Some(embedded::DATABASE.into());
+    Ok(db)
+}
+
+/// The absolute socket directory of the embedded cluster in `dir`, if it is running.
+fn running_embedded_dir(dir: &Path) -> Result<String, Failure> {
+    let socket = dir.join(format!(".s.PGSQL.{EMBEDDED_PORT}"));
+    let absolute = dir.canonicalize().ok().filter(|_| socket.exists());
+    absolute.map(|p| p.display().to_string()).ok_or_else(|| {
+        Failure::Unavailable(format!(
+            "no database is configured and the embedded PostgreSQL in {} is not running: \
+             start the daemon (`pgusers serve --embedded {}`), or configure the database \
+             (database.url / PGUSERS_CONNECTION_STRING, or database.host and database.dbname)",
+            dir.display(),
+            dir.display()
+        ))
+    })
+}
+
+/// Where a configuration points, without its password.
+fn describe(cfg: &tokio_postgres::Config) -> String {
+    let host = match cfg.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "host {host}, port {port}, database {}, role {}",
+        cfg.get_dbname().unwrap_or("?"),
+        cfg.get_user().unwrap_or("?")
+    )
+}
+
+async fn check_schema(client: &tokio_postgres::Client) -> Result<(), Failure> {
+    let current = migrate::current_version(client).await?.unwrap_or(0);
+    let latest = migrate::latest_version();
+    if current < latest {
+        return Err(Failure::BadInput(format!(
+            "the database schema is at version {current} but this pgusers needs version {latest}: \
+             run `pgusers migrate` (with the same configuration) first"
+        )));
+    }
+    if current > latest {
+        return Err(Failure::BadInput(format!(
+            "the database schema is at version {current}, newer than this pgusers knows \
+             (version {latest}): use the pgusers release that migrated it"
+        )));
+    }
+    Ok(())
+}

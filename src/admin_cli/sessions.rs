@@ -1,0 +1,125 @@
+//! `pgusers sessions …`: list and kill sessions, of one user or of everyone.
+
+use clap::{ArgGroup, Subcommand};
+use serde::Serialize;
+
+use super::connect::{self, Database};
+use super::output::{self, SessionView};
+use super::users::resolve;
+use super::{Failure, Outcome};
+use crate::config::Settings;
+use crate::store::sessions::{self as store, SessionFilter};
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// List sessions: of USER, or of every user.
+    List {
+        /// Only sessions that have expired (not yet purged).
+        #[arg(long)]
+        expired: bool,
+        /// Username, email, or #USERID (default: every user).
+        #[arg(value_name = "USER")]
+        user: Option<String>,
+        /// Print the API's session objects as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the sessions of USER, or of every user with --all; prints how many were killed.
+    #[command(group(ArgGroup::new("whose").required(true).args(["user", "all"])))]
+    Kill {
+        /// Only sessions that have expired.
+        #[arg(long)]
+        expired: bool,
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: Option<String>,
+        /// Every user's sessions.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub(super) async fn run(cmd: SessionsCommand, settings: &Settings) -> Outcome {
+    let db = connect::open(settings).await?;
+    match cmd {
+        SessionsCommand::List {
+            expired,
+            user,
+            json,
+        } => list(&db, user.as_deref(), expired, json).await,
+        SessionsCommand::Kill { expired, user, .. } => kill(&db, user.as_deref(), expired).await,
+    }
+}
+
+/// The user id a filter covers: USER's, or 0 for everyone.
+async fn whose(db: &Database, user: Option<&str>) -> Result<i64, Failure> {
+    match user {
+        Some(spec) => Ok(resolve(&db.client, spec).await?.userid),
+        None => Ok(0),
+    }
+}
+
+#[derive(Serialize)]
+struct SessionList<'a> {
+    sessions: Vec<SessionView<'a>>,
+}
+
+async fn list(db: &Database, user: Option<&str>, expired_only: bool, json: bool) -> Outcome {
+    let now = chrono::Utc::now();
+    let filter = SessionFilter {
+        userid: whose(db, user).await?,
+        expired_only,
+        now,
+        except: None,
+    };
+    let sessions = store::list(&db.client, &filter).await?;
+    if json {
+        return output::print_json(&SessionList {
+            sessions: sessions.iter().map(SessionView::from).collect(),
+        });
+    }
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|s| {
+            let state = if s.expires_at <= now {
+                "expired"
+            } else {
+                "active"
+            };
+            vec![
+                s.session_id.to_string(),
+                s.userid.to_string(),
+                s.username.clone(),
+                output::timestamp(s.created_at),
+                output::timestamp(s.last_seen_at),
+                output::timestamp(s.expires_at),
+                state.into(),
+            ]
+        })
+        .collect();
+    output::emit(&output::table(
+        &[
+            "SESSION",
+            "USERID",
+            "USERNAME",
+            "CREATED",
+            "LAST_SEEN",
+            "EXPIRES",
+            "STATE",
+        ],
+        &rows,
+    ));
+    Ok(())
+}
+
+async fn kill(db: &Database, user: Option<&str>, expired_only: bool) -> Outcome {
+    let filter = SessionFilter {
+        userid: whose(db, user).await?,
+        expired_only,
+        now: chrono::Utc::now(),
+        except: None,
+    };
+    let killed = store::kill(&db.client, &filter).await?;
+    output::emit(&format!("killed {killed} session(s)\n"));
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! `pgusers user …`: add, list, info, passwd, admin, delete.
+
+use clap::Subcommand;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::connect::{self, Database};
+use super::output::{self, UserView};
+use super::{prompt, Failure, Outcome};
+use crate::config::Settings;
+use crate::domain::validate;
+use crate::passwords::PasswordHasher;
+use crate::store::sessions::{self as sessions_store, SessionFilter};
+use crate::store::users::{self as store, NewUser, UserRow};
+use crate::store::GenericClient;
+
+/// How many users one query of `user list` fetches.
+const PAGE: i64 = 1000;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user. The password is prompted twice on a terminal, else read as one line from
+    /// standard input.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Data attached to the user (a JSON value).
+        #[arg(long, value_name = "JSON")]
+        extra_data: Option<String>,
+    },
+    /// List every user.
+    List {
+        /// Print the API's user objects as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user.
+    Info {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+        /// Print the API's user object as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (prompted twice, or one line of standard input) and end every
+    /// session of the user.
+    Passwd {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Grant administrator rights, or revoke them with --remove.
+    Admin {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+        /// Revoke instead of grant.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Delete a user and every session of the user (asks for confirmation unless --yes).
+    Delete {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+        /// Do not ask; required when standard input is not a terminal.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub(super) async fn run(cmd: UserCommand, settings: &Settings) -> Outcome {
+    match cmd {
+        UserCommand::Add {
+            username,
+            email,
+            admin,
+            extra_data,
+        } => {
+            let new = NewAccount::checked(username, email, admin, extra_data, settings)?;
+            add(new, settings).await
+        }
+        UserCommand::List { json } => list(&connect::open(settings).await?, json).await,
+        UserCommand::Info { user, json } => {
+            info(&connect::open(settings).await?, &user, json).await
+        }
+        UserCommand::Passwd { user } => {
+            passwd(connect::open(settings).await?, &user, settings).await
+        }
+        UserCommand::Admin { user, remove } => {
+            set_admin(&connect::open(settings).await?, &user, !remove).await
+        }
+        UserCommand::Delete { user, yes } => {
+            if !yes && !prompt::interactive() {
+                return Err(Failure::BadInput(
+                    "refusing to delete without confirmation: standard input is not a terminal; \
+                     pass --yes"
+                        .into(),
+                ));
+            }
+            delete(connect::open(settings).await?, &user, yes).await
+        }
+    }
+}
+
+/// Finds USER: `#<userid>`, else a username, else (when it has an `@`) an email.
+pub(super) async fn resolve(db: &impl GenericClient, spec: &str) -> Result<UserRow, Failure> {
+    let found = match spec.strip_prefix('#') {
+        Some(id) => {
+            let id: i64 = id.parse().map_err(|_| {
+                Failure::BadInput(format!("'{spec}' is not a user id (expected #<number>)"))
+            })?;
+            store::find_by_id(db, id).await?
+        }
+        None => match store::find_by_username(db, spec).await? {
+            Some(user) => Some(user),
+            None if spec.contains('@') => store::find_by_email(db, spec).await?,
+            None => None,
+        },
+    };
+    found.ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))
+}
+
+/// A new account whose fields passed the API's validation.
+struct NewAccount {
+    username: String,
+    email: String,
+    admin: bool,
+    extra_data: Option<Value>,
+}
+
+impl NewAccount {
+    fn checked(
+        username: String,
+        email: String,
+        admin: bool,
+        extra_data: Option<String>,
+        settings: &Settings,
+    ) -> Result<Self, Failure> {
+        validate::username(&username)?;
+        validate::email(&email)?;
+        let extra_data = extra_data
+            .map(|text| parse_extra_data(&text, settings.server.max_extra_data_bytes))
+            .transpose()?
+            .flatten();
+        Ok(Self {
+            username,
+            email,
+            admin,
+            extra_data,
+        })
+    }
+}
+
+/// `--extra-data`: any JSON value within the size limit; `null` means none.
+fn parse_extra_data(text: &str, max_bytes: usize) -> Result<Option<Value>, Failure> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Failure::BadInput(format!("--extra-data is not valid JSON: {e}")))?;
+    validate::extra_data(&value, max_bytes)?;
+    Ok((!value.is_null()).then_some(value))
+}
+
+/// An argon2id hash with the configured parameters.
+async fn hash(password: String, settings: &Settings) -> Result<String, Failure> {
+    let hasher = PasswordHasher::new(&settings.password, 1).map_err(Failure::BadInput)?;
+    hasher
+        .hash(password)
+        .await
+        .map_err(|e| Failure::BadInput(e.to_string()))
+}
+
+async fn add(new: NewAccount, settings: &Settings) -> Outcome {
+    let db = connect::open(settings).await?;
+    let password = prompt::new_password(settings.password.min_length).await?;
+    let password_hash = hash(password, settings).await?;
+    let userid = store::insert(
+        &db.client,
+        &NewUser {
+            username: &new.username,
+            email: &new.email,
+            password_hash: &password_hash,
+            admin: new.admin,
+            extra_data: new.extra_data.as_ref(),
+        },
+    )
+    .await?;
+    output::emit(&format!(
+        "created user '{}' (userid {userid})\n",
+        new.username
+    ));
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct UserList<'a> {
+    users: Vec<UserView<'a>>,
+}
+
+async fn all_users(db: &impl GenericClient) -> Result<Vec<UserRow>, Failure> {
+    let mut users = Vec::new();
+    loop {
+        let after = users.last().map_or(0, |u: &UserRow| u.userid);
+        let page = store::list(db, after, PAGE).await?;
+        let done = (page.len() as i64) < PAGE;
+        users.extend(page);
+        if done {
+            return Ok(users);
+        }
+    }
+}
+
+async fn list(db: &Database, json: bool) -> Outcome {
+    let users = all_users(&db.client).await?;
+    if json {
+        return output::print_json(&UserList {
+            users: users.iter().map(UserView::from).collect(),
+        });
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.userid.to_string(),
+                u.username.clone(),
+                u.email.clone(),
+                output::yes_no(u.admin),
+                output::timestamp(u.created_at),
+            ]
+        })
+        .collect();
+    output::emit(&output::table(
+        &["USERID", "USERNAME", "EMAIL", "ADMIN", "CREATED"],
+        &rows,
+    ));
+    Ok(())
+}
+
+async fn info(db: &Database, spec: &str, json: bool) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    if json {
+        return output::print_json(&UserView::from(&user));
+    }
+    let (active, expired) = session_counts(&db.client, user.userid).await?;
+    let rows = vec![
+        vec!["userid".into(), user.userid.to_string()],
+        vec!["username".into(), user.username.clone()],
+        vec!["email".into(), user.email.clone()],
+        vec!["admin".into(), output::yes_no(user.admin)],
+        vec!["created_at".into(), output::timestamp(user.created_at)],
+        vec!["extra_data".into(), output::extra(user.extra_data.as_ref())],
+        vec![
+            "sessions".into(),
+            format!("{active} active, {expired} expired"),
+        ],
+    ];
+    let text = output::table(&["FIELD", "VALUE"], &rows);
+    // The field names speak for themselves: drop the header line.
+    output::emit(text.split_once('\n').map_or("", |(_, rest)| rest));
+    Ok(())
+}
+
+async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(usize, usize), Failure> {
+    let now = chrono::Utc::now();
+    let filter = SessionFilter {
+        userid,
+        expired_only: false,
+        now,
+        except: None,
+    };
+    let all = sessions_store::list(db, &filter).await?;
+    let expired = all.iter().filter(|s| s.expires_at <= now).count();
+    Ok((all.len() - expired, expired))
+}
+
+async fn passwd(mut db: Database, spec: &str, settings: &Settings) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    let password = prompt::new_password(settings.password.min_length).await?;
+    let password_hash = hash(password, settings).await?;
+    let tx = db.client.transaction().await?;
+    if !store::set_password_hash(&tx, user.userid, &password_hash).await? {
+        return Err(Failure::NotFound(format!("no such user: {spec}")));
+    }
+    let filter = SessionFilter {
+        userid: user.userid,
+        expired_only: false,
+        now: chrono::Utc::now(),
+        except: None,
+    };
+    let ended = sessions_store::kill(&tx, &filter).await?;
+    tx.commit().await?;
+    output::emit(&format!(
+        "changed the password of '{}'; ended {ended} session(s)\n",
+        user.username
+    ));
+    Ok(())
+}
+
+async fn set_admin(db: &Database, spec: &str, admin: bool) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    if !store::set_admin(&db.client, user.userid, admin).await? {
+        return Err(Failure::NotFound(format!("no such user: {spec}")));
+    }
+    let state = if admin {
+        "is now an administrator"
+    } else {
+        "is no longer an administrator"
+    };
+    output::emit(&format!("'{}' {state}\n", user.username));
+    Ok(())
+}
+
+async fn delete(mut db: Database, spec: &str, yes: bool) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    let question = format!(
+        "Delete user '{}' (userid {}, {}) and every session of the user?",
+        user.username, user.userid, user.email
+    );
+    if !yes && !prompt::confirm(&question).await? {
+        return Err(Failure::Rejected("not deleted".into()));
+    }
+    let tx = db.client.transaction().await?;
+    let filter = SessionFilter {
+        userid: user.userid,
+        expired_only: false,
+        now: chrono::Utc::now(),
+        except: None,
+    };
+    let ended = sessions_store::kill(&tx, &filter).await?;
+    if !store::delete(&tx, user.userid).await? {
+        return Err(Failure::NotFound(format!("no such user: {spec}")));
+    }
+    tx.commit().await?;
+    output::emit(&format!(
+        "deleted user '{}' (userid {}); ended {ended} session(s)\n",
+        user.username, user.userid
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_data_must_be_json_within_the_limit() {
+        assert!(matches!(
+            parse_extra_data("{\"a\":1}", 100),
+            Ok(Some(Value::Object(_)))
+        ));
+        assert!(matches!(parse_extra_data("null", 100), Ok(None)));
+        assert!(matches!(
+            parse_extra_data("{nope", 100),
+            Err(Failure::BadInput(_))
+        ));
+        assert!(matches!(
+            parse_extra_data(&format!("\"{}\"", "x".repeat(200)), 100),
+            Err(Failure::BadInput(_))
+        ));
+    }
+}

@@ -1,0 +1,221 @@
+//! The listener that turns PostgreSQL `NOTIFY pgusers_invalidate` (sent by triggers on every
+//! write, whoever the writer) into cache evictions and setting reloads; while it is not
+//! connected, the cache is not trusted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::poll_fn;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::AsyncMessage;
+
+use crate::actors::SessionHandle;
+use crate::cache::SessionCache;
+use crate::domain::KeyDigest;
+
+pub const CHANNEL: &str = "pgusers_invalidate";
+const PING_EVERY: Duration = Duration::from_secs(2);
+
+/// One thing a notification asks us to forget or re-read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Key(KeyDigest),
+    User(i64),
+    All,
+    Ttl,
+}
+
+/// Parses `k:<hex>,u:<id>,*,ttl`; an item it does not understand means "forget everything".
+pub fn parse_payload(payload: &str) -> Vec<Item> {
+    payload
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            if item == "ttl" {
+                return Item::Ttl;
+            }
+            if let Some(hex) = item.strip_prefix("k:") {
+                if let Some(d) = hex::decode(hex)
+                    .ok()
+                    .and_then(|b| KeyDigest::from_slice(&b))
+                {
+                    return Item::Key(d);
+                }
+            }
+            if let Some(id) = item.strip_prefix("u:").and_then(|i| i.parse().ok()) {
+                return Item::User(id);
+            }
+            Item::All
+        })
+        .collect()
+}
+
+/// The listener's state: whether it is subscribed now, and how many times it has subscribed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub listening: bool,
+    pub count: u64,
+}
+
+/// Follows the listener's state.
+#[derive(Clone)]
+pub struct ListenerStatus(watch::Receiver<Subscription>);
+
+impl ListenerStatus {
+    pub fn current(&self) -> Subscription {
+        *self.0.borrow()
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.current().listening
+    }
+
+    /// Waits until the state satisfies `wanted`, at most `timeout`; returns whether it did.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        wanted: impl FnMut(&Subscription) -> bool,
+    ) -> bool {
+        tokio::time::timeout(timeout, self.0.wait_for(wanted))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the listener is subscribed, at most `timeout`; returns whether it is.
+    pub async fn wait_listening(&mut self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |s| s.listening).await
+    }
+}
+
+/// Starts the listener task on the current actix/tokio runtime.
+pub fn spawn(
+    mut config: tokio_postgres::Config,
+    cache: Arc<SessionCache>,
+    sessions: SessionHandle,
+) -> ListenerStatus {
+    config.application_name("pgusers-listener");
+    let (status_tx, status_rx) = watch::channel(Subscription::default());
+    actix_web::rt::spawn(async move {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match listen_once(&config, &cache, &sessions, &status_tx).await {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    tracing::warn!(error = %e, "invalidation listener: cannot connect; the cache is bypassed")
+                }
+            }
+            cache.set_trusted(false);
+            status_tx.send_modify(|s| s.listening = false);
+            if status_tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    });
+    ListenerStatus(status_rx)
+}
+
+/// One connection's life: subscribe, trust the cache, apply notifications until it breaks.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    cache: &SessionCache,
+    sessions: &SessionHandle,
+    status: &watch::Sender<Subscription>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let driver = actix_web::rt::spawn(async move {
+        while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "invalidation listener: connection lost");
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Anything cached before now may have missed a notification: start afresh.
+    cache.set_trusted(true);
+    if let Err(e) = sessions.load_ttl().await {
+        tracing::warn!(error = %e, "invalidation listener: cannot re-read the session TTL");
+    }
+    status.send_modify(|s| {
+        s.listening = true;
+        s.count += 1;
+    });
+    tracing::info!("invalidation listener: subscribed; the cache is trusted");
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            payload = rx.recv() => match payload {
+                Some(payload) => apply(&payload, cache, sessions).await,
+                None => break,
+            },
+            _ = ping.tick() => {
+                // Finds a connection that died silently (no FIN, no RST).
+                let alive = tokio::time::timeout(PING_EVERY, client.simple_query("")).await;
+                if !matches!(alive, Ok(Ok(_))) {
+                    tracing::warn!("invalidation listener: the connection stopped answering");
+                    break;
+                }
+            }
+        }
+    }
+    cache.set_trusted(false);
+    status.send_modify(|s| s.listening = false);
+    driver.abort();
+    Ok(())
+}
+
+async fn apply(payload: &str, cache: &SessionCache, sessions: &SessionHandle) {
+    for item in parse_payload(payload) {
+        match item {
+            Item::Key(digest) => cache.evict_key(&digest),
+            Item::User(userid) => cache.evict_user(userid),
+            Item::All => cache.clear(),
+            Item::Ttl => {
+                if let Err(e) = sessions.load_ttl().await {
+                    tracing::warn!(error = %e, "cannot re-read the session TTL");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_keys_users_everything_and_the_ttl() {
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let items = parse_payload(&format!("k:{hex},u:42,*,ttl"));
+        assert_eq!(
+            items,
+            vec![
+                Item::Key(KeyDigest::of("abc")),
+                Item::User(42),
+                Item::All,
+                Item::Ttl
+            ]
+        );
+    }
+
+    #[test]
+    fn anything_unreadable_forgets_everything() {
+        assert_eq!(parse_payload("k:zz"), vec![Item::All]);
+        assert_eq!(parse_payload("u:x"), vec![Item::All]);
+        assert_eq!(parse_payload("future-item"), vec![Item::All]);
+        assert!(parse_payload("").is_empty());
+    }
+}
