@@ -178,6 +178,7 @@ async fn listen_once(
 }
 
 async fn apply(payload: &str, cache: &SessionCache, sessions: &SessionHandle) {
+    crate::metrics::METRICS.invalidation();
     for item in parse_payload(payload) {
         match item {
             Item::Key(digest) => cache.evict_key(&digest),

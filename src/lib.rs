@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod invalidation;
+pub mod metrics;
 pub mod ops;
 pub mod passwords;
 pub mod startup;

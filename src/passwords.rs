@@ -69,7 +69,11 @@ impl PasswordHasher {
         let permit = permit.map_err(|e| HashError::Failed(e.to_string()))?;
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let out = job(argon2);
+            crate::metrics::METRICS
+                .hash_seconds
+                .observe(started.elapsed());
             drop(permit);
             out
         })

@@ -29,7 +29,11 @@ pub struct Inherited {
 /// A daemon that is bound and ready; await `server` to run it.
 pub struct Daemon {
     server: Option<Server>,
+    metrics_server: Option<Server>,
+    /// The address of the separate metrics listener, when `metrics.listen` is set.
+    pub metrics_address: Option<String>,
     pub handle: ServerHandle,
+    metrics_handle: Option<ServerHandle>,
     /// The addresses actually bound (`127.0.0.1:41234`, `unix:/run/pgusers.sock`).
     pub addresses: Vec<String>,
     pub services: Services,
@@ -42,6 +46,9 @@ pub struct Daemon {
 impl Daemon {
     /// Runs the server on the current actix system; the returned task ends when it stops.
     pub fn spawn(&mut self) -> actix_web::rt::task::JoinHandle<std::io::Result<()>> {
+        if let Some(metrics) = self.metrics_server.take() {
+            actix_web::rt::spawn(metrics);
+        }
         match self.server.take() {
             Some(server) => actix_web::rt::spawn(server),
             None => actix_web::rt::spawn(async { Ok(()) }),
@@ -59,6 +66,9 @@ impl Daemon {
     /// Stops accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`),
     /// then stops the janitor and closes the pool.
     pub async fn shutdown(&self) {
+        if let Some(h) = &self.metrics_handle {
+            h.stop(true).await;
+        }
         self.handle.stop(true).await;
         self.services.janitor.stop().await;
         self.pool.close();
@@ -155,6 +165,7 @@ pub async fn build(
     let max_body = settings.server.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::http::observe))
             .app_data(app_state.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(routes)
@@ -218,8 +229,21 @@ pub async fn build(
     }
     let server = server.run();
     let handle = server.handle();
+    let (metrics_server, metrics_address) =
+        match (&settings.metrics.listen, settings.metrics.enabled) {
+            (Some(addr), true) => {
+                let (server, bound) =
+                    metrics_server(state.clone(), addr).map_err(|e| listen_err(addr, e))?;
+                (Some(server), Some(bound))
+            }
+            _ => (None, None),
+        };
+    let metrics_handle = metrics_server.as_ref().map(Server::handle);
     Ok(Daemon {
         server: Some(server),
+        metrics_server,
+        metrics_address,
+        metrics_handle,
         handle,
         addresses,
         services,
@@ -227,4 +251,23 @@ pub async fn build(
         state,
         listener,
     })
+}
+
+/// A one-route server for `/metrics` on its own address (e.g. reachable only by Prometheus).
+fn metrics_server(state: web::Data<AppState>, addr: &str) -> std::io::Result<(Server, String)> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?.to_string();
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).route(
+            "/metrics",
+            web::get().to(|state: web::Data<AppState>| async move {
+                crate::http::render_metrics(&state)
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, bound))
 }

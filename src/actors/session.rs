@@ -12,6 +12,7 @@ use crate::cache::CachedSession;
 use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::{CheckOutcome, METRICS};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
@@ -185,8 +186,21 @@ impl SessionHandle {
     }
 
     pub async fn check_digest(&self, digest: KeyDigest) -> ApiResult<Arc<CachedSession>> {
+        let outcome = self.check_uncounted(digest).await;
+        METRICS.check(match &outcome {
+            Ok(_) => CheckOutcome::Valid,
+            Err(ApiError::SessionNotFound) => CheckOutcome::NotFound,
+            Err(ApiError::Expired) => CheckOutcome::Expired,
+            Err(_) => CheckOutcome::Unavailable,
+        });
+        outcome
+    }
+
+    async fn check_uncounted(&self, digest: KeyDigest) -> ApiResult<Arc<CachedSession>> {
         let now = self.core.clock.now();
-        if let Some(entry) = self.core.cache.get(&digest) {
+        let cached = self.core.cache.get(&digest);
+        METRICS.cache(cached.is_some());
+        if let Some(entry) = cached {
             if now < entry.expires_at() {
                 let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at);
                 entry.set_expires_at(wanted);
@@ -282,6 +296,7 @@ impl SessionHandle {
             .verify(request.password, stored_hash)
             .await
             .map_err(crate::http::hash_error)?;
+        METRICS.login(ok && user.is_some());
         let user = match user {
             Some(u) if ok => u,
             _ => return Err(ApiError::InvalidCredentials),

@@ -27,3 +27,29 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     }
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "schema_version": version })))
 }
+
+/// `GET /metrics` on the main listeners, when enabled and not moved to its own address.
+pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let m = &state.settings.metrics;
+    if !m.enabled || m.listen.is_some() {
+        return Err(ApiError::NotFound("metrics are not served here".into()));
+    }
+    Ok(render_metrics(&state))
+}
+
+/// The Prometheus exposition of this daemon's metrics.
+pub fn render_metrics(state: &AppState) -> HttpResponse {
+    let core = &state.services.core;
+    let pool = core.pool.status();
+    let gauges = crate::metrics::Gauges {
+        cache_entries: core.cache.len(),
+        hash_queue_depth: core.hasher.queue_depth(),
+        pool_size: pool.size,
+        pool_available: pool.available,
+        pool_waiting: pool.waiting,
+        listener_up: core.cache.is_trusted(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::METRICS.render(&gauges))
+}

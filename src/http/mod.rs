@@ -6,6 +6,7 @@ mod forward_auth;
 mod health;
 mod login_page;
 mod me;
+mod observe;
 mod sessions;
 mod users;
 mod views;
@@ -14,6 +15,8 @@ use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpResponse};
 
 pub use credentials::ApiTokens;
+pub use health::render_metrics;
+pub use observe::observe;
 
 use crate::actors::Services;
 use crate::config::Settings;
@@ -71,8 +74,11 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 /// Every route of the daemon.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let resource =
-        |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
+    let resource = |path: &str| {
+        web::resource(path.to_string())
+            .name(path)
+            .default_service(web::to(method_not_allowed))
+    };
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
@@ -116,8 +122,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(me::list_sessions))
                 .route(web::delete().to(me::kill_other_sessions)),
         )
-        .service(web::resource("/v1/auth").route(web::route().to(forward_auth::any_user)))
-        .service(web::resource("/v1/auth/admin").route(web::route().to(forward_auth::admin_only)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(
+            web::resource("/v1/auth")
+                .name("/v1/auth")
+                .route(web::route().to(forward_auth::any_user)),
+        )
+        .service(
+            web::resource("/v1/auth/admin")
+                .name("/v1/auth/admin")
+                .route(web::route().to(forward_auth::admin_only)),
+        )
         .service(
             resource("/login")
                 .route(web::get().to(login_page::show))

@@ -1,0 +1,114 @@
+//! `/metrics`: off by default, Prometheus text when enabled, on the main listener or its own,
+//! and its counters move with traffic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::StatusCode;
+use support::TestApp;
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{series} not in the metrics"))
+}
+
+#[actix_web::test]
+async fn metrics_are_off_unless_enabled() {
+    let app = TestApp::start().await;
+    assert_eq!(
+        app.get("/metrics", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn counters_move_with_traffic() {
+    let app = TestApp::start_with(|s| s.metrics.enabled = true).await;
+    let before = app.get("/metrics", None).await.text;
+    app.create_user("alice", "password1", false).await;
+    let key = app.login("alice", "password1").await;
+    for _ in 0..3 {
+        app.check(&key).await;
+    }
+    app.check("unknown-key").await;
+    let _ = app
+        .post(
+            "/v1/login",
+            None,
+            serde_json::json!({"username": "alice", "password": "wrong-one"}),
+        )
+        .await;
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let after = r.text;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert!(moved("pgusers_session_checks_total{outcome=\"valid\"}") >= 3.0);
+    assert!(moved("pgusers_session_checks_total{outcome=\"not_found\"}") >= 1.0);
+    assert!(moved("pgusers_cache_hits_total") >= 2.0);
+    assert!(moved("pgusers_logins_total{result=\"success\"}") >= 1.0);
+    assert!(moved("pgusers_logins_total{result=\"failure\"}") >= 1.0);
+    assert!(moved("pgusers_password_hash_seconds_count") >= 3.0);
+    assert!(after.contains(
+        "pgusers_http_request_duration_seconds_count{route=\"/v1/sessions/check\",status=\"200\"}"
+    ));
+    assert!(after.contains(
+        "pgusers_http_request_duration_seconds_count{route=\"/v1/sessions/check\",status=\"401\"}"
+    ));
+    assert!(after.contains("pgusers_db_pool_size"));
+    assert_eq!(value(&after, "pgusers_invalidation_listener_up"), 1.0);
+    assert!(!after.contains(&key), "no secret in metrics");
+}
+
+#[actix_web::test]
+async fn metrics_can_live_on_their_own_address() {
+    let app = TestApp::start_with(|s| {
+        s.metrics.enabled = true;
+        s.metrics.listen = Some("127.0.0.1:0".into());
+    })
+    .await;
+    assert_eq!(
+        app.get("/metrics", None).await.status,
+        StatusCode::NOT_FOUND,
+        "not on the main listener"
+    );
+    let addr = app.daemon.metrics_address.clone().unwrap();
+    let r = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("pgusers_cache_hits_total"));
+}
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::start().await;
+    let r = app.get("/healthz", None).await;
+    assert!(!r.headers["x-request-id"].is_empty());
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
+}
