@@ -72,10 +72,13 @@ pub enum CheckOutcome {
     Unavailable,
 }
 
+/// The latency histograms of one route, by status.
+type ByStatus = Vec<(u16, Arc<Histogram>)>;
+
 #[derive(Default)]
 pub struct Metrics {
     /// route → status → latency.
-    requests: RwLock<HashMap<String, Vec<(u16, Arc<Histogram>)>>>,
+    requests: RwLock<HashMap<String, ByStatus>>,
     checks: [AtomicU64; 4],
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
