@@ -233,6 +233,7 @@ async fn serve(
     if let Some(every) = notifier.watchdog_interval() {
         let n = notifier.clone();
         let pool = daemon.pool.clone();
+        let services = daemon.services.clone();
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -242,7 +243,7 @@ async fn serve(
                     Ok(Ok(client)) => client.simple_query("").await.is_ok(),
                     _ => false,
                 };
-                if healthy {
+                if healthy && services.actors_alive() {
                     n.watchdog();
                 }
             }

@@ -7,12 +7,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
 async fn the_first_command_of_the_readme_works_from_nothing() {
-    let dir = tempfile::Builder::new().prefix("pgusers-bin-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("pgusers-bin-")
+        .tempdir()
+        .unwrap();
     let data = dir.path().join("embedded");
     let port = free_port();
     let log_path = dir.path().join("daemon.log");
@@ -36,15 +43,25 @@ async fn the_first_command_of_the_readme_works_from_nothing() {
                 break;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the daemon did not become ready");
-        assert!(child.try_wait().unwrap().is_none(), "the daemon exited: {}", std::fs::read_to_string(&log_path).unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the daemon did not become ready"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the daemon exited: {}",
+            std::fs::read_to_string(&log_path).unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     let token_file = data.join("api-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     let r = http
         .post(format!("{base}/v1/users"))
         .bearer_auth(&token)
@@ -63,21 +80,36 @@ async fn the_first_command_of_the_readme_works_from_nothing() {
         .await
         .unwrap();
     let key = login["key"].as_str().unwrap().to_string();
-    let check = http.post(format!("{base}/v1/sessions/check")).json(&serde_json::json!({"key": key})).send().await.unwrap();
+    let check = http
+        .post(format!("{base}/v1/sessions/check"))
+        .json(&serde_json::json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check.status(), 200);
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    assert!(logs.contains("api-token"), "the token file is named in the log");
+    assert!(
+        logs.contains("api-token"),
+        "the token file is named in the log"
+    );
     for secret in [token.as_str(), key.as_str(), "correct horse"] {
         assert!(!logs.contains(secret), "a secret reached the log");
     }
@@ -88,5 +120,8 @@ async fn the_first_command_of_the_readme_works_from_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!pid_file.exists(), "the embedded PostgreSQL stopped with the daemon");
+    assert!(
+        !pid_file.exists(),
+        "the embedded PostgreSQL stopped with the daemon"
+    );
 }

@@ -120,6 +120,11 @@ pub struct JanitorHandle {
 }
 
 impl JanitorHandle {
+    /// Whether the actor behind this handle is running.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
     pub(super) fn start(core: Core, batch: i64) -> Self {
         Self {
             addr: JanitorActor { core, batch }.start(),

@@ -66,6 +66,13 @@ impl Services {
     }
 }
 
+impl Services {
+    /// True while every actor is running (for the systemd watchdog).
+    pub fn actors_alive(&self) -> bool {
+        self.sessions.is_alive() && self.users.is_alive() && self.janitor.is_alive()
+    }
+}
+
 /// Sends a message and flattens the mailbox failure into an internal error.
 async fn ask<A, M, T>(addr: &Addr<A>, msg: M) -> Result<T, ApiError>
 where

@@ -173,6 +173,11 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    /// Whether the actor behind this handle is running.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
     pub(super) fn start(core: Core) -> Self {
         let addr = SessionActor { core: core.clone() }.start();
         Self { core, addr }

@@ -181,6 +181,11 @@ pub struct UserHandle {
 }
 
 impl UserHandle {
+    /// Whether the actor behind this handle is running.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
     pub(super) fn start(core: Core, sessions: SessionHandle) -> Self {
         let addr = UserActor { core: core.clone() }.start();
         Self {

@@ -20,8 +20,10 @@
 //! `database.embedded_dir` (role and database `pgusers`), which must be running. Migrations are
 //! never applied here: a schema that is not current is refused (run `pgusers migrate`).
 //!
-//! Output is an aligned table, or with `--json` the API's user and session objects (never a
-//! password hash, never a session key). Errors go to standard error.
+//! Output is an aligned table, or with `--json` the API's objects: a user object for `user info`,
+//! `{"users": [...]}` for `user list`, `{"sessions": [...]}` for `sessions list` (never a password
+//! hash, never a session key). Errors go to standard error. Running daemons see the changes on
+//! their next check: the database's triggers notify them.
 //!
 //! Exit codes:
 //! - 0: done.

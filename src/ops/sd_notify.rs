@@ -169,6 +169,8 @@ impl Notifier {
             }
         };
         let sock = UnixDatagram::unbound()?;
+        // Never block the caller (an async runtime thread) on a receiver that is not reading.
+        sock.set_nonblocking(true)?;
         let sent = sock.send_to_addr(state.as_bytes(), &addr)?;
         if sent != state.len() {
             return Err(io::Error::new(
