@@ -1,0 +1,812 @@
+//! The reverse-proxy examples in `examples/` (nginx, Caddy, HAProxy) run for real in front
+//! of the real daemon and an echoing upstream: only authenticated requests reach the
+//! application, with the daemon's identity and never a client-forged one, and the proxies
+//! fail closed when the daemon is gone.
+//!
+//! A proxy binary that is not installed is skipped with a SKIP line, except under CI
+//! (`CI` set), where it is a failure. CI installs them: `apt-get install nginx caddy haproxy`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support_proxy;
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use support_proxy::*;
+
+const TTL_SECS: u64 = 6;
+const PASSWORD: &str = "correct horse battery";
+
+struct Users {
+    alice: i64,
+    root: i64,
+    carol: i64,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Answer {
+    send(client, reqwest::Method::GET, url, headers, None).await
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Answer {
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let mut rb = client.request(method.clone(), url).headers(h);
+    if let Some(b) = body {
+        rb = rb.body(b);
+    }
+    let r = rb
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap_or_default(),
+    }
+}
+
+fn cookie(key: &str) -> String {
+    format!("{COOKIE}={key}")
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// The identity the upstream saw: each of the four headers exactly once, as expected.
+fn assert_identity(ctx: &str, a: &Answer, user: &str, id: i64, admin: bool) {
+    assert_eq!(
+        a.status, 200,
+        "{ctx}: expected 200, got {} {}",
+        a.status, a.body
+    );
+    let seen = a.json();
+    let h = &seen["headers"];
+    let one = |name: &str| -> String {
+        let v = h[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{ctx}: upstream got no {name}: {seen}"));
+        assert_eq!(
+            v.len(),
+            1,
+            "{ctx}: upstream got {name} {} times: {seen}",
+            v.len()
+        );
+        v[0].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(one("x-user"), user, "{ctx}: X-User at the upstream: {seen}");
+    assert_eq!(one("x-user-id"), id.to_string(), "{ctx}: X-User-Id: {seen}");
+    assert_eq!(
+        one("x-user-email"),
+        format!("{user}@example.com"),
+        "{ctx}: X-User-Email: {seen}"
+    );
+    assert_eq!(
+        one("x-user-admin"),
+        if admin { "true" } else { "false" },
+        "{ctx}: X-User-Admin: {seen}"
+    );
+}
+
+/// Refused: not a 2xx, and the upstream saw nothing.
+fn assert_refused(ctx: &str, a: &Answer, up: &Upstream, before: usize) {
+    assert!(
+        !(200..300).contains(&a.status),
+        "{ctx}: expected a refusal, got {} {}",
+        a.status,
+        a.body
+    );
+    assert_eq!(
+        up.requests(),
+        before,
+        "{ctx}: the request reached the upstream (status {} body {})",
+        a.status,
+        a.body
+    );
+}
+
+/// Refused and redirected to the daemon's login page with rd = the original path+query.
+fn assert_login_redirect(ctx: &str, a: &Answer, up: &Upstream, before: usize, original: &str) {
+    assert_refused(ctx, a, up, before);
+    assert!(
+        a.status == 302 || a.status == 303,
+        "{ctx}: expected a 302/303 to the login page, got {} {:?}",
+        a.status,
+        a.headers
+    );
+    let loc = a
+        .header("location")
+        .unwrap_or_else(|| panic!("{ctx}: redirect without Location"));
+    let url = url::Url::parse("http://proxy.invalid/")
+        .unwrap()
+        .join(&loc)
+        .unwrap();
+    assert_eq!(url.path(), "/login", "{ctx}: Location {loc}");
+    let rd = url
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("{ctx}: no rd in Location {loc}"));
+    // rd is either the path+query or an absolute URL ending with it.
+    assert!(
+        rd == original || rd.ends_with(original),
+        "{ctx}: rd={rd} does not name {original} (Location {loc})"
+    );
+}
+
+/// A 401 for an API client (Authorization header sent), with the bearer challenge.
+fn assert_api_refused(ctx: &str, a: &Answer, up: &Upstream, before: usize) {
+    assert_refused(ctx, a, up, before);
+    assert_eq!(
+        a.status, 401,
+        "{ctx}: expected 401, got {} {}",
+        a.status, a.body
+    );
+    let www = a.header("www-authenticate").unwrap_or_default();
+    assert!(
+        www.starts_with("Bearer"),
+        "{ctx}: WWW-Authenticate is {www:?}"
+    );
+}
+
+fn session_cookie_from(a: &Answer) -> Option<(String, String)> {
+    for v in a.headers.get_all("set-cookie") {
+        let v = v.to_str().unwrap_or_default().to_string();
+        if let Some(rest) = v.strip_prefix(&format!("{COOKIE}=")) {
+            let value = rest.split(';').next().unwrap_or_default().to_string();
+            return Some((value, v));
+        }
+    }
+    None
+}
+
+async fn check_proxy(
+    proxy: &Proxy,
+    daemon: &Daemon,
+    up: &Upstream,
+    users: &Users,
+    expired_key: &str,
+) {
+    let name = proxy.kind.name();
+    let p = &proxy.base;
+    let c = http();
+    println!("{name}: listening on {p}");
+
+    // The daemon's login page is served through the proxy, without authentication.
+    let before = up.requests();
+    let a = get(
+        &c,
+        &format!("{p}/login?rd=%2Fapp"),
+        &[("Accept", "text/html")],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{name}: GET /login: {} {}", a.status, a.body);
+    assert!(
+        a.body.contains("login-form") && a.body.contains("password"),
+        "{name}: /login is not the login form: {}",
+        a.body
+    );
+    assert_eq!(up.requests(), before, "{name}: /login reached the upstream");
+    println!("{name}: ok   login page proxied");
+
+    // A valid session passes, as a cookie and as a bearer token, with its identity.
+    let key = daemon.login("alice", PASSWORD).await;
+    let a = get(&c, &format!("{p}/app/cookie"), &[("Cookie", &cookie(&key))]).await;
+    assert_identity(&format!("{name} cookie"), &a, "alice", users.alice, false);
+    assert_eq!(
+        a.json()["path"],
+        "/app/cookie",
+        "{name}: path at the upstream"
+    );
+    println!("{name}: ok   valid cookie passes with the identity");
+    let a = get(
+        &c,
+        &format!("{p}/app/bearer?q=1"),
+        &[("Authorization", &bearer(&key))],
+    )
+    .await;
+    assert_identity(&format!("{name} bearer"), &a, "alice", users.alice, false);
+    assert_eq!(
+        a.json()["path"],
+        "/app/bearer?q=1",
+        "{name}: path+query at the upstream"
+    );
+    println!("{name}: ok   valid bearer passes with the identity");
+
+    // A request body still reaches the application (only the auth check goes without it).
+    let a = send(
+        &c,
+        reqwest::Method::POST,
+        &format!("{p}/app/form"),
+        &[("Cookie", &cookie(&key)), ("Content-Type", "text/plain")],
+        Some("x".repeat(1000)),
+    )
+    .await;
+    assert_identity(&format!("{name} POST"), &a, "alice", users.alice, false);
+    assert_eq!(
+        a.json()["body_len"],
+        1000,
+        "{name}: POST body at the upstream"
+    );
+    println!("{name}: ok   POST with a body passes, body intact");
+
+    // Every method is checked (nginx's subrequest keeps the client's method).
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let before = up.requests();
+        let a = send(
+            &c,
+            m.clone(),
+            &format!("{p}/app/m"),
+            &[("Cookie", &cookie(&key))],
+            None,
+        )
+        .await;
+        assert_eq!(
+            a.status, 200,
+            "{name}: {method} with a valid cookie: {} {}",
+            a.status, a.body
+        );
+        assert_eq!(
+            up.requests(),
+            before + 1,
+            "{name}: {method} did not reach the upstream"
+        );
+        if method != "HEAD" {
+            assert_identity(&format!("{name} {method}"), &a, "alice", users.alice, false);
+        }
+        let a = send(
+            &c,
+            m,
+            &format!("{p}/app/m"),
+            &[("Authorization", "Bearer nope")],
+            None,
+        )
+        .await;
+        assert_api_refused(&format!("{name} {method} bad bearer"), &a, up, before + 1);
+    }
+    println!("{name}: ok   PUT/DELETE/PATCH/OPTIONS/HEAD checked the same way");
+
+    // Forged identity headers are replaced by the real identity...
+    let forged: Vec<(&str, &str)> = vec![
+        ("X-User", "root"),
+        ("X-User-Id", "1"),
+        ("X-User-Email", "root@example.com"),
+        ("X-User-Admin", "true"),
+        ("x-user", "mallory"),
+    ];
+    let ck = cookie(&key);
+    let mut h = forged.clone();
+    h.push(("Cookie", &ck));
+    let a = get(&c, &format!("{p}/app/forged"), &h).await;
+    assert_identity(
+        &format!("{name} forged+cookie"),
+        &a,
+        "alice",
+        users.alice,
+        false,
+    );
+    let bk = bearer(&key);
+    let mut h = forged.clone();
+    h.push(("Authorization", &bk));
+    let a = get(&c, &format!("{p}/admin/forged"), &h).await;
+    assert_eq!(
+        a.status, 403,
+        "{name}: a non-admin with forged X-User-Admin on /admin/: {} {}",
+        a.status, a.body
+    );
+    // ... and alone they get nothing.
+    let before = up.requests();
+    let mut h = forged.clone();
+    h.push(("Accept", "text/html"));
+    let a = get(&c, &format!("{p}/app/forged"), &h).await;
+    assert_refused(&format!("{name} forged only"), &a, up, before);
+    let a = get(&c, &format!("{p}/admin/forged"), &h).await;
+    assert_refused(&format!("{name} forged only, admin"), &a, up, before);
+    println!("{name}: ok   forged X-User* headers never reach the upstream");
+
+    // Missing credential: browsers are sent to the login page with the original URL.
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
+    assert_login_redirect(
+        &format!("{name} no credential"),
+        &a,
+        up,
+        before,
+        "/app/page?x=1",
+    );
+    println!(
+        "{name}: ok   no credential -> {} {}",
+        a.status,
+        a.header("location").unwrap_or_default()
+    );
+
+    // Bad keys: as a cookie (browser) and as a bearer (API client).
+    let bad = "AAAAbadbadbadbadbadbadbadbadbadbadbadbadbad";
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/app/bad"), &[("Cookie", &cookie(bad))]).await;
+    assert_login_redirect(&format!("{name} bad cookie"), &a, up, before, "/app/bad");
+    let a = get(
+        &c,
+        &format!("{p}/app/bad"),
+        &[("Authorization", &bearer(bad))],
+    )
+    .await;
+    assert_api_refused(&format!("{name} bad bearer"), &a, up, before);
+    let a = get(
+        &c,
+        &format!("{p}/app/bad"),
+        &[("Authorization", "Basic YTpi")],
+    )
+    .await;
+    assert_refused(&format!("{name} basic auth"), &a, up, before);
+    let a = get(
+        &c,
+        &format!("{p}/app/bad"),
+        &[("Cookie", &format!("{COOKIE}="))],
+    )
+    .await;
+    assert_refused(&format!("{name} empty cookie"), &a, up, before);
+    println!("{name}: ok   bad keys refused");
+
+    // An expired key.
+    let a = get(
+        &c,
+        &format!("{p}/app/expired"),
+        &[("Cookie", &cookie(expired_key))],
+    )
+    .await;
+    assert_login_redirect(
+        &format!("{name} expired cookie"),
+        &a,
+        up,
+        before,
+        "/app/expired",
+    );
+    let a = get(
+        &c,
+        &format!("{p}/app/expired"),
+        &[("Authorization", &bearer(expired_key))],
+    )
+    .await;
+    assert_api_refused(&format!("{name} expired bearer"), &a, up, before);
+    println!("{name}: ok   expired key refused");
+
+    // Admin area: 403 for a user, the identity for an admin.
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/admin/x"), &[("Cookie", &cookie(&key))]).await;
+    assert_refused(&format!("{name} admin area as alice"), &a, up, before);
+    assert_eq!(
+        a.status, 403,
+        "{name}: admin area as alice: {} {}",
+        a.status, a.body
+    );
+    let root_key = daemon.login("root", PASSWORD).await;
+    let a = get(
+        &c,
+        &format!("{p}/admin/x"),
+        &[("Cookie", &cookie(&root_key))],
+    )
+    .await;
+    assert_identity(
+        &format!("{name} admin area as root"),
+        &a,
+        "root",
+        users.root,
+        true,
+    );
+    println!("{name}: ok   admin area: 403 for a user, passes for an admin");
+
+    // The browser flow through the proxy: login form -> cookie -> page -> logout.
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
+    assert_login_redirect(&format!("{name} browser"), &a, up, before, "/app/page?x=1");
+    let login_url = url::Url::parse(p)
+        .unwrap()
+        .join(&a.header("location").unwrap())
+        .unwrap();
+    let a = get(&c, login_url.as_str(), &[("Accept", "text/html")]).await;
+    assert_eq!(
+        a.status, 200,
+        "{name}: GET {login_url}: {} {}",
+        a.status, a.body
+    );
+    let form = serde_urlencoded::to_string([
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("rd", "/app/page?x=1"),
+    ])
+    .unwrap();
+    // A wrong password: 401 with the form again, no cookie.
+    let bad_form = serde_urlencoded::to_string([
+        ("username", "alice"),
+        ("password", "wrong password!"),
+        ("rd", "/app/page?x=1"),
+    ])
+    .unwrap();
+    let a = send(
+        &c,
+        reqwest::Method::POST,
+        &format!("{p}/login"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(bad_form),
+    )
+    .await;
+    assert_eq!(
+        a.status, 401,
+        "{name}: POST /login, wrong password: {} {}",
+        a.status, a.body
+    );
+    assert!(
+        a.body.contains("login-form"),
+        "{name}: no form after a failed login"
+    );
+    assert!(
+        session_cookie_from(&a)
+            .map(|(v, _)| v.is_empty())
+            .unwrap_or(true),
+        "{name}: a failed login set a session cookie: {:?}",
+        a.headers
+    );
+    // An rd to a host that is not allowed goes to / (no open redirect through the proxy).
+    let evil_form = serde_urlencoded::to_string([
+        ("username", "alice"),
+        ("password", PASSWORD),
+        ("rd", "https://evil.example/steal"),
+    ])
+    .unwrap();
+    let a = send(
+        &c,
+        reqwest::Method::POST,
+        &format!("{p}/login"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(evil_form),
+    )
+    .await;
+    assert_eq!(
+        a.status, 303,
+        "{name}: POST /login rd=evil: {} {}",
+        a.status, a.body
+    );
+    assert_eq!(
+        a.header("location").as_deref(),
+        Some("/"),
+        "{name}: POST /login with rd on a foreign host"
+    );
+    if let Some((k, _)) = session_cookie_from(&a) {
+        daemon.logout(&k).await;
+    }
+    let a = send(
+        &c,
+        reqwest::Method::POST,
+        &format!("{p}/login"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(form),
+    )
+    .await;
+    assert_eq!(
+        a.status, 303,
+        "{name}: POST /login: {} {:?} {}",
+        a.status, a.headers, a.body
+    );
+    let loc = a.header("location").unwrap_or_default();
+    let target = url::Url::parse(p).unwrap().join(&loc).unwrap();
+    assert_eq!(
+        format!("{}?{}", target.path(), target.query().unwrap_or_default()),
+        "/app/page?x=1",
+        "{name}: POST /login redirects to {loc}"
+    );
+    let (browser_key, set_cookie) = session_cookie_from(&a).unwrap_or_else(|| {
+        panic!(
+            "{name}: POST /login without a session cookie: {:?}",
+            a.headers
+        )
+    });
+    let lower = set_cookie.to_ascii_lowercase();
+    assert!(
+        lower.contains("httponly"),
+        "{name}: cookie not HttpOnly: {set_cookie}"
+    );
+    assert!(
+        lower.contains("path=/"),
+        "{name}: cookie without Path=/: {set_cookie}"
+    );
+    assert!(
+        lower.contains("samesite=lax"),
+        "{name}: cookie not SameSite=Lax: {set_cookie}"
+    );
+    assert!(
+        lower.contains(&format!("max-age={TTL_SECS}")),
+        "{name}: cookie Max-Age is not the TTL ({TTL_SECS}): {set_cookie}"
+    );
+    assert!(
+        !lower.contains("secure"),
+        "{name}: cookie is Secure although PGUSERS_COOKIE_SECURE=false: {set_cookie}"
+    );
+    let a = get(&c, target.as_str(), &[("Cookie", &cookie(&browser_key))]).await;
+    assert_identity(
+        &format!("{name} after form login"),
+        &a,
+        "alice",
+        users.alice,
+        false,
+    );
+    let a = get(
+        &c,
+        &format!("{p}/logout"),
+        &[("Cookie", &cookie(&browser_key))],
+    )
+    .await;
+    assert_eq!(
+        a.status, 303,
+        "{name}: GET /logout: {} {}",
+        a.status, a.body
+    );
+    let loc = a.header("location").unwrap_or_default();
+    assert!(
+        url::Url::parse(p).unwrap().join(&loc).unwrap().path() == "/login",
+        "{name}: /logout redirects to {loc}"
+    );
+    let cleared = session_cookie_from(&a)
+        .map(|(v, full)| v.is_empty() || full.to_ascii_lowercase().contains("max-age=0"))
+        .unwrap_or(false);
+    assert!(
+        cleared,
+        "{name}: /logout does not clear the cookie: {:?}",
+        a.headers
+    );
+    let before = up.requests();
+    let a = get(
+        &c,
+        &format!("{p}/app/page"),
+        &[("Cookie", &cookie(&browser_key))],
+    )
+    .await;
+    assert_login_redirect(
+        &format!("{name} after /logout"),
+        &a,
+        up,
+        before,
+        "/app/page",
+    );
+    println!("{name}: ok   form login through the proxy, then /logout ends the session");
+
+    // Sessions killed through the API are refused on the very next request.
+    let k = daemon.login("carol", PASSWORD).await;
+    let a = get(
+        &c,
+        &format!("{p}/app/carol"),
+        &[("Authorization", &bearer(&k))],
+    )
+    .await;
+    assert_identity(&format!("{name} carol"), &a, "carol", users.carol, false);
+    let killed = daemon.kill_sessions(users.carol).await;
+    assert!(killed >= 1, "{name}: DELETE /v1/sessions killed {killed}");
+    let before = up.requests();
+    let a = get(
+        &c,
+        &format!("{p}/app/carol"),
+        &[("Authorization", &bearer(&k))],
+    )
+    .await;
+    assert_api_refused(&format!("{name} killed session"), &a, up, before);
+    let k = daemon.login("carol", PASSWORD).await;
+    let a = get(&c, &format!("{p}/app/carol"), &[("Cookie", &cookie(&k))]).await;
+    assert_identity(
+        &format!("{name} carol again"),
+        &a,
+        "carol",
+        users.carol,
+        false,
+    );
+    daemon.logout(&k).await;
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/app/carol"), &[("Cookie", &cookie(&k))]).await;
+    assert_login_redirect(
+        &format!("{name} logged-out session"),
+        &a,
+        up,
+        before,
+        "/app/carol",
+    );
+    println!("{name}: ok   killed and logged-out sessions refused on the next request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_examples_enforce_forward_auth() {
+    let kinds = [ProxyKind::Nginx, ProxyKind::Caddy, ProxyKind::Haproxy];
+    let mut found = vec![];
+    for k in kinds {
+        let (bin, extra) = k.binary();
+        if let Some(p) = require_tool("proxies", bin, extra, bin) {
+            found.push((k, p));
+        }
+    }
+    if found.is_empty() {
+        skip_line("SKIP proxies: no proxy installed");
+        return;
+    }
+
+    let ttl = TTL_SECS.to_string();
+    let mut daemon = Daemon::start(&[
+        ("PGUSERS_SESSION_TTL", ttl.as_str()),
+        ("PGUSERS_JANITOR_INTERVAL", "1s"),
+        // The stored expiry may lag by this much (api.md): keep it below the TTL.
+        ("PGUSERS_SESSION__REFRESH_INTERVAL", "1s"),
+        (
+            "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
+            "127.0.0.1/32,::1/128",
+        ),
+    ])
+    .await;
+    let up = Upstream::start().await;
+    let users = Users {
+        alice: daemon.create_user("alice", PASSWORD, false).await,
+        root: daemon.create_user("root", PASSWORD, true).await,
+        carol: daemon.create_user("carol", PASSWORD, false).await,
+    };
+
+    // A key left unused for longer than the TTL is expired for every proxy below; a key
+    // made at the same time but used through the first proxy every 2 s stays valid, as
+    // forward auth slides the expiry (api.md).
+    let expired_key = daemon.login("alice", PASSWORD).await;
+    let sliding_key = daemon.login("alice", PASSWORD).await;
+    let expired_from = Instant::now();
+
+    let mut running = vec![];
+    for (kind, bin) in &found {
+        let mut proxy = start_proxy(*kind, bin, daemon.port, up.port).await;
+        let wait = Duration::from_secs(TTL_SECS + 2);
+        let mut slid = false;
+        while expired_from.elapsed() < wait {
+            let left = wait - expired_from.elapsed();
+            tokio::time::sleep(left.min(Duration::from_secs(2))).await;
+            let a = get(
+                &http(),
+                &format!("{}/app/sliding", proxy.base),
+                &[("Cookie", &cookie(&sliding_key))],
+            )
+            .await;
+            let ctx = format!(
+                "{} sliding key at {:?}",
+                kind.name(),
+                expired_from.elapsed()
+            );
+            assert_identity(&ctx, &a, "alice", users.alice, false);
+            slid = true;
+        }
+        if slid {
+            println!(
+                "{}: ok   a key used every 2 s outlives its {TTL_SECS} s TTL (sliding expiry)",
+                kind.name()
+            );
+        }
+        check_proxy(&proxy, &daemon, &up, &users, &expired_key).await;
+        proxy.guard.assert_running();
+        running.push(proxy);
+    }
+
+    // Valid keys for the last phase, made while the database is still up.
+    let keys = {
+        let mut v = vec![];
+        for _ in &running {
+            v.push(daemon.login("alice", PASSWORD).await);
+        }
+        v
+    };
+
+    // The database goes away under the running daemon: a key the daemon cannot have in
+    // its cache (unknown) must be answered 503 by the daemon, so the proxies refuse with
+    // a 5xx and the upstream sees nothing.
+    daemon.stop_database();
+    let c = http();
+    let unknown = "UnknownKeyUnknownKeyUnknownKeyUnknownKey123";
+    let direct = get(
+        &c,
+        &format!("{}/v1/auth", daemon.base),
+        &[("Authorization", &bearer(unknown))],
+    )
+    .await;
+    assert_eq!(
+        direct.status, 503,
+        "daemon without database, unknown key: /v1/auth answered {} {} (api.md: 503)",
+        direct.status, direct.body
+    );
+    for proxy in &running {
+        let name = proxy.kind.name();
+        let before = up.requests();
+        for h in [
+            ("Cookie", cookie(unknown)),
+            ("Authorization", bearer(unknown)),
+        ] {
+            let a = get(
+                &c,
+                &format!("{}/app/nodb", proxy.base),
+                &[(h.0, h.1.as_str())],
+            )
+            .await;
+            assert_refused(&format!("{name} database down ({})", h.0), &a, &up, before);
+            assert!(
+                a.status >= 500,
+                "{name}: database down, unknown key as {}: expected 5xx, got {} {}",
+                h.0,
+                a.status,
+                a.body
+            );
+        }
+        println!("{name}: ok   database down -> unknown keys refused with a 5xx");
+    }
+
+    // The daemon dies (SIGKILL, no clean-up): every proxy fails closed.
+    daemon.guard.kill_hard();
+    for (proxy, key) in running.iter().zip(keys.iter()) {
+        let name = proxy.kind.name();
+        let before = up.requests();
+        for headers in [
+            vec![("Cookie", cookie(key))],
+            vec![("Authorization", bearer(key))],
+            vec![],
+        ] {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let a = get(&c, &format!("{}/app/down", proxy.base), &h).await;
+            assert!(
+                a.status >= 500 || a.status == 401 || a.status == 302 || a.status == 303,
+                "{name}: daemon down: expected 5xx/401, got {} {}",
+                a.status,
+                a.body
+            );
+            if !headers.is_empty() {
+                assert!(
+                    a.status >= 500 || a.status == 401,
+                    "{name}: daemon down, valid key: expected 5xx/401, got {}",
+                    a.status
+                );
+            }
+            assert_eq!(
+                up.requests(),
+                before,
+                "{name}: daemon down, the upstream was reached"
+            );
+        }
+        println!("{name}: ok   daemon killed -> fails closed");
+    }
+    println!(
+        "proxies: checked {}",
+        found
+            .iter()
+            .map(|(k, _)| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
