@@ -1,11 +1,11 @@
 //! `/v1/me*`: what a session holder may do with their own account and sessions.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::body::Body;
 use super::credentials::require_session;
+use super::requests::*;
 use super::views::{SessionList, UserView};
 use super::AppState;
 use crate::actors::PasswordChange;
@@ -17,20 +17,13 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordRequest {
-    old_password: String,
-    new_password: String,
-}
-
 pub async fn change_password(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Body,
 ) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
-    let r: PasswordRequest = body.json()?;
+    let r: MePasswordRequest = body.json()?;
     state
         .services
         .users

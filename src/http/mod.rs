@@ -7,6 +7,7 @@ mod health;
 mod login_page;
 mod me;
 mod observe;
+pub mod requests;
 mod sessions;
 mod users;
 mod views;
@@ -15,6 +16,13 @@ use actix_web::http::header::HeaderName;
 use actix_web::{web, HttpResponse};
 
 pub use credentials::ApiTokens;
+
+/// The request parsers, exposed for fuzzing: JSON bodies, credentials, redirect targets.
+pub mod parse {
+    pub use super::body::{query, Body};
+    pub use super::credentials::{bearer, session_cookie, session_key};
+    pub use super::login_page::safe_redirect;
+}
 pub use health::render_metrics;
 pub use observe::observe;
 

@@ -2,26 +2,17 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::body::{path_id, query, Body};
 use super::credentials::{require_admin, session_key, KeySource};
+use super::requests::*;
 use super::views::SessionList;
 use super::AppState;
 use crate::actors::NewLogin;
 use crate::config::MAX_TTL_SECS;
 use crate::domain::validate;
 use crate::error::{ApiError, ApiResult};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    username: String,
-    password: String,
-    #[serde(default)]
-    extra_data: Option<Value>,
-}
 
 /// Checks the shape of login input without touching the database; too-long input cannot
 /// belong to any account, so refusing it early reveals nothing.
@@ -35,7 +26,7 @@ pub fn validate_login_input(username: &str, password: &str) -> ApiResult<()> {
 }
 
 pub async fn login(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
-    let r: LoginRequest = body.json()?;
+    let r: SessionLoginRequest = body.json()?;
     validate_login_input(&r.username, &r.password)?;
     if let Some(extra) = &r.extra_data {
         validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
@@ -59,14 +50,8 @@ pub async fn login(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResp
         })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckRequest {
-    key: String,
-}
-
 pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
-    let r: CheckRequest = body.json()?;
+    let r: SessionCheckRequest = body.json()?;
     let s = state.services.sessions.check(&r.key).await?;
     Ok(HttpResponse::Ok().json(json!({
         "userid": s.userid,
@@ -106,14 +91,6 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
         response.insert_header((header::SET_COOKIE, clearing_cookie(&state)));
     }
     Ok(response.finish())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionsQuery {
-    userid: Option<i64>,
-    #[serde(default)]
-    expired: bool,
 }
 
 fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool)> {
@@ -166,19 +143,13 @@ pub async fn get_settings(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TtlRequest {
-    seconds: i64,
-}
-
 pub async fn set_ttl(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Body,
 ) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let r: TtlRequest = body.json()?;
+    let r: SessionTtlRequest = body.json()?;
     let seconds = u64::try_from(r.seconds)
         .ok()
         .filter(|s| (1..=MAX_TTL_SECS).contains(s))

@@ -1,11 +1,11 @@
 //! `/v1/users*`: account administration (admin only).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::body::{path_id, present, query, Body};
+use super::body::{path_id, query, Body};
 use super::credentials::require_admin;
+use super::requests::*;
 use super::views::UserView;
 use super::AppState;
 use crate::actors::{NewAccount, PasswordChange};
@@ -15,25 +15,13 @@ use crate::error::{ApiError, ApiResult};
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    username: String,
-    password: String,
-    email: String,
-    #[serde(default)]
-    admin: bool,
-    #[serde(default)]
-    extra_data: Option<Value>,
-}
-
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Body,
 ) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let r: CreateRequest = body.json()?;
+    let r: UserCreateRequest = body.json()?;
     if let Some(extra) = &r.extra_data {
         validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
     }
@@ -58,19 +46,10 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FindQuery {
-    username: Option<String>,
-    email: Option<String>,
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
 /// `?username=` or `?email=` finds one user; otherwise `?after=&limit=` lists a page.
 pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let q: FindQuery = query(&req)?;
+    let q: UserFindQuery = query(&req)?;
     let users = &state.services.users;
     match (q.username, q.email) {
         (Some(_), Some(_)) => Err(ApiError::bad_call(
@@ -108,17 +87,6 @@ pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModifyRequest {
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    extra_data: Option<Option<Value>>,
-}
-
 pub async fn modify(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -126,7 +94,7 @@ pub async fn modify(
 ) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    let r: ModifyRequest = body.json()?;
+    let r: UserModifyRequest = body.json()?;
     if r.username.is_none() && r.email.is_none() && r.extra_data.is_none() {
         return Err(ApiError::bad_call(
             "nothing to change: give username, email or extra_data",
@@ -151,14 +119,6 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PasswordRequest {
-    new_password: String,
-    #[serde(default)]
-    old_password: Option<String>,
-}
-
 pub async fn change_password(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -166,7 +126,7 @@ pub async fn change_password(
 ) -> ApiResult<HttpResponse> {
     let admin = require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    let r: PasswordRequest = body.json()?;
+    let r: UserPasswordRequest = body.json()?;
     state
         .services
         .users
@@ -187,12 +147,6 @@ pub async fn get_admin(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
     Ok(HttpResponse::Ok().json(json!({ "admin": user.admin })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdminRequest {
-    admin: bool,
-}
-
 pub async fn set_admin(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -200,7 +154,7 @@ pub async fn set_admin(
 ) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    let r: AdminRequest = body.json()?;
+    let r: UserAdminRequest = body.json()?;
     state.services.users.set_admin(userid, r.admin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
