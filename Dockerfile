@@ -21,6 +21,7 @@ RUN mkdir src \
 # which cargo could take for "already built": touch the roots to force a rebuild.
 COPY src ./src
 COPY migrations ./migrations
+COPY openapi ./openapi
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin pgusers \
     && cp target/release/pgusers /usr/local/bin/pgusers

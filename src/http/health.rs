@@ -53,3 +53,10 @@ pub fn render_metrics(state: &AppState) -> HttpResponse {
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::METRICS.render(&gauges))
 }
+
+/// `GET /v1/openapi.json`: the OpenAPI description of this API.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("../../openapi/pgusers.json"))
+}

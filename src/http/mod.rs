@@ -131,6 +131,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(me::kill_other_sessions)),
         )
         .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .service(resource("/v1/openapi.json").route(web::get().to(health::openapi)))
         .service(
             web::resource("/v1/auth")
                 .name("/v1/auth")
