@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod invalidation;
 pub mod metrics;

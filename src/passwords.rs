@@ -83,6 +83,7 @@ impl PasswordHasher {
 
     /// A PHC-format argon2id hash of `password` with a fresh random salt.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        let password = crate::domain::validate::normalize_password(&password);
         self.run(move |argon2| hash_with(&argon2, &password))
             .await?
             .map_err(HashError::Failed)
@@ -102,6 +103,24 @@ impl PasswordHasher {
             .run(move |argon2| verify_with(&argon2, &password, &hash))
             .await?;
         Ok(real && matched)
+    }
+}
+
+impl PasswordHasher {
+    /// Whether `stored` was made with other parameters (or another algorithm) than the
+    /// configured ones, and should be replaced at the next successful login.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return true;
+        };
+        let wanted = self.argon2.params();
+        let current = Params::try_from(&parsed).ok();
+        parsed.algorithm != argon2::Algorithm::Argon2id.ident()
+            || current.is_none_or(|p| {
+                p.m_cost() != wanted.m_cost()
+                    || p.t_cost() != wanted.t_cost()
+                    || p.p_cost() != wanted.p_cost()
+            })
     }
 }
 

@@ -132,6 +132,11 @@ pub async fn build(
         tunables: Arc::new(Tunables::new(&settings)),
         hasher: Arc::new(hasher),
         min_password_chars: settings.password.min_length,
+        guard: Arc::new(crate::guard::Guard::new(
+            settings.throttle.clone(),
+            settings.audit.clone(),
+            settings.server.instance_name.clone(),
+        )),
     };
     let services = Services::start(core, settings.janitor.batch_size);
     services

@@ -393,8 +393,10 @@ async fn on_a_terminal_the_password_is_asked_twice_without_echo() {
 #[actix_web::test]
 async fn list_and_info_print_tables_or_the_apis_json() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    let alice = app.create_user("alice", "password1", true).await;
-    let bob = app.create_user("bob-the-builder", "password1", false).await;
+    let alice = app.create_user("alice", "s3cret-pass", true).await;
+    let bob = app
+        .create_user("bob-the-builder", "s3cret-pass", false)
+        .await;
     let cli = Cli::for_db(&app.db.config);
 
     let out = cli.run(&["user", "list"], None).await;
@@ -429,7 +431,7 @@ async fn list_and_info_print_tables_or_the_apis_json() {
         assert_eq!(keys(&info), keys(&api.body));
     }
 
-    app.login("alice", "password1").await;
+    app.login("alice", "s3cret-pass").await;
     let out = cli.run(&["user", "info", "alice"], None).await;
     assert_eq!(out.code, 0, "{out:?}");
     for expected in [
@@ -457,14 +459,14 @@ async fn a_username_that_looks_like_another_users_email_is_found_first() {
                 "--email",
                 "real@example.org",
             ],
-            Some("password1\n"),
+            Some("s3cret-pass\n"),
         )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
     let out = cli
         .run(
             &["user", "add", "other", "--email", "x@example.org"],
-            Some("password1\n"),
+            Some("s3cret-pass\n"),
         )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -483,11 +485,11 @@ async fn a_username_that_looks_like_another_users_email_is_found_first() {
 #[actix_web::test]
 async fn passwd_changes_the_password_and_ends_every_session() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    let alice = app.create_user("alice", "password1", false).await;
-    let bob = app.create_user("bob", "password1", false).await;
-    let first = app.login("alice", "password1").await;
-    app.login("alice", "password1").await;
-    app.login("bob", "password1").await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+    let bob = app.create_user("bob", "s3cret-pass", false).await;
+    let first = app.login("alice", "s3cret-pass").await;
+    app.login("alice", "s3cret-pass").await;
+    app.login("bob", "s3cret-pass").await;
     let cli = Cli::for_db(&app.db.config);
 
     let out = cli
@@ -502,7 +504,7 @@ async fn passwd_changes_the_password_and_ends_every_session() {
         "other users keep theirs"
     );
     assert_eq!(app.check(&first).await.status, StatusCode::UNAUTHORIZED);
-    assert!(login_fails(&app, "alice", "password1").await);
+    assert!(login_fails(&app, "alice", "s3cret-pass").await);
     app.login("alice", "brand new password").await;
 
     let out = cli.run(&["user", "passwd", "alice"], Some("short\n")).await;
@@ -513,7 +515,7 @@ async fn passwd_changes_the_password_and_ends_every_session() {
 #[actix_web::test]
 async fn admin_and_remove_show_in_info_and_in_the_daemons_check() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    app.create_user("alice", "password1", false).await;
+    app.create_user("alice", "s3cret-pass", false).await;
     let cli = Cli::for_db(&app.db.config);
     let info = || async { json_of(&cli.run(&["user", "info", "alice", "--json"], None).await) };
     assert_eq!(info().await["admin"], false);
@@ -522,7 +524,7 @@ async fn admin_and_remove_show_in_info_and_in_the_daemons_check() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("is now an administrator"), "{out:?}");
     assert_eq!(info().await["admin"], true);
-    let key = app.login("alice", "password1").await;
+    let key = app.login("alice", "s3cret-pass").await;
     let check = app.check(&key).await;
     assert_eq!(check.body["admin"], true, "{check:?}");
 
@@ -530,15 +532,15 @@ async fn admin_and_remove_show_in_info_and_in_the_daemons_check() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("no longer"), "{out:?}");
     assert_eq!(info().await["admin"], false);
-    let fresh = app.login("alice", "password1").await;
+    let fresh = app.login("alice", "s3cret-pass").await;
     assert_eq!(app.check(&fresh).await.body["admin"], false);
 }
 
 #[actix_web::test]
 async fn delete_asks_refuses_without_a_terminal_and_removes_the_sessions() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    let alice = app.create_user("alice", "password1", false).await;
-    app.login("alice", "password1").await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+    app.login("alice", "s3cret-pass").await;
     let cli = Cli::for_db(&app.db.config);
 
     let out = cli.run(&["user", "delete", "alice"], None).await;
@@ -559,13 +561,13 @@ async fn delete_asks_refuses_without_a_terminal_and_removes_the_sessions() {
     assert!(out.stdout.contains("ended 1 session(s)"), "{out:?}");
     assert_eq!(session_count(&app.db, alice).await, 0);
     assert_eq!(cli.run(&["user", "info", "alice"], None).await.code, 1);
-    assert!(login_fails(&app, "alice", "password1").await);
+    assert!(login_fails(&app, "alice", "s3cret-pass").await);
     let r = app
         .admin(Method::GET, &format!("/v1/users/{alice}"), None)
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    app.create_user("bob", "password1", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
     let out = cli
         .run(&["user", "delete", "bob@example.org", "--yes"], None)
         .await;
@@ -576,10 +578,10 @@ async fn delete_asks_refuses_without_a_terminal_and_removes_the_sessions() {
 #[actix_web::test]
 async fn sessions_are_listed_and_killed_by_user_by_expiry_and_all() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    let alice = app.create_user("alice", "password1", false).await;
-    let bob = app.create_user("bob", "password1", false).await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+    let bob = app.create_user("bob", "s3cret-pass", false).await;
     for user in ["alice", "alice", "bob", "bob"] {
-        app.login(user, "password1").await;
+        app.login(user, "s3cret-pass").await;
     }
     expire_one_session(&app.db, alice).await;
     expire_one_session(&app.db, bob).await;
@@ -748,8 +750,8 @@ async fn bad_configuration_exits_2_and_an_unreachable_database_exits_3() {
 #[actix_web::test]
 async fn a_kill_here_ends_a_cached_session_in_the_running_daemon() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    app.create_user("alice", "password1", false).await;
-    let key = app.login("alice", "password1").await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     assert_eq!(app.check(&key).await.status, StatusCode::OK, "now cached");
 
@@ -767,8 +769,8 @@ async fn a_kill_here_ends_a_cached_session_in_the_running_daemon() {
 #[actix_web::test]
 async fn an_admin_change_here_is_seen_by_the_running_daemon_on_the_next_check() {
     let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
-    app.create_user("alice", "password1", false).await;
-    let key = app.login("alice", "password1").await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.body["admin"], false);
 
     let cli = Cli::for_db(&app.db.config);

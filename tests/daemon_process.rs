@@ -126,14 +126,14 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
             .bearer_auth(TOKEN)
     };
     let r = admin(reqwest::Method::POST, "/v1/users")
-        .json(&json!({"username": "alice", "password": "password1", "email": "a@x.org"}))
+        .json(&json!({"username": "alice", "password": "s3cret-pass", "email": "a@x.org"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let login: Value = http
         .post(format!("{base}/v1/login"))
-        .json(&json!({"username": "alice", "password": "password1"}))
+        .json(&json!({"username": "alice", "password": "s3cret-pass"}))
         .send()
         .await
         .unwrap()
@@ -185,7 +185,7 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
             let url = format!("{base}/v1/login");
             tokio::spawn(async move {
                 http.post(url)
-                    .json(&json!({"username": "alice", "password": "password1"}))
+                    .json(&json!({"username": "alice", "password": "s3cret-pass"}))
                     .send()
                     .await
                     .map(|r| r.status().as_u16())
@@ -212,7 +212,7 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
-    for secret in [key.as_str(), "password1", TOKEN] {
+    for secret in [key.as_str(), "s3cret-pass", TOKEN] {
         assert!(
             !std::fs::read_to_string(dir.path().join("daemon.log"))
                 .unwrap()

@@ -23,8 +23,8 @@ async fn auth(
 #[actix_web::test]
 async fn a_valid_session_passes_with_every_identity_header_whatever_the_method() {
     let app = TestApp::start().await;
-    let id = app.create_user("alice", "password1", false).await;
-    let key = app.login("alice", "password1").await;
+    let id = app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
     for method in [
         Method::GET,
         Method::POST,
@@ -61,8 +61,8 @@ async fn a_valid_session_passes_with_every_identity_header_whatever_the_method()
 #[actix_web::test]
 async fn missing_unknown_and_expired_keys_are_refused_with_www_authenticate() {
     let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(60)).await;
-    app.create_user("bob", "password1", false).await;
-    let key = app.login("bob", "password1").await;
+    app.create_user("bob", "s3cret-pass", false).await;
+    let key = app.login("bob", "s3cret-pass").await;
     let none = auth(&app, Method::GET, "/v1/auth", &[]).await;
     let bad = auth(
         &app,
@@ -96,10 +96,10 @@ async fn missing_unknown_and_expired_keys_are_refused_with_www_authenticate() {
 #[actix_web::test]
 async fn the_admin_endpoint_refuses_non_admins_with_403() {
     let app = TestApp::start().await;
-    app.create_user("plain", "password1", false).await;
-    app.create_user("boss", "password1", true).await;
-    let plain = app.login("plain", "password1").await;
-    let boss = app.login("boss", "password1").await;
+    app.create_user("plain", "s3cret-pass", false).await;
+    app.create_user("boss", "s3cret-pass", true).await;
+    let plain = app.login("plain", "s3cret-pass").await;
+    let boss = app.login("boss", "s3cret-pass").await;
     let r = auth(
         &app,
         Method::GET,
@@ -124,8 +124,8 @@ async fn the_admin_endpoint_refuses_non_admins_with_403() {
 #[actix_web::test]
 async fn a_killed_session_is_refused_on_the_very_next_request() {
     let app = TestApp::start().await;
-    let id = app.create_user("cid", "password1", false).await;
-    let key = app.login("cid", "password1").await;
+    let id = app.create_user("cid", "s3cret-pass", false).await;
+    let key = app.login("cid", "s3cret-pass").await;
     let bearer = [("Authorization", format!("Bearer {key}"))];
     assert_eq!(
         auth(&app, Method::GET, "/v1/auth", &bearer).await.status,
@@ -142,8 +142,8 @@ async fn a_killed_session_is_refused_on_the_very_next_request() {
 #[actix_web::test]
 async fn forward_auth_slides_the_expiry_like_a_check() {
     let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(100)).await;
-    app.create_user("dee", "password1", false).await;
-    let key = app.login("dee", "password1").await;
+    app.create_user("dee", "s3cret-pass", false).await;
+    let key = app.login("dee", "s3cret-pass").await;
     let bearer = [("Authorization", format!("Bearer {key}"))];
     for _ in 0..4 {
         app.clock.advance(chrono::Duration::seconds(60));
@@ -161,8 +161,8 @@ async fn identity_header_names_are_configurable() {
         s.forward_auth.header_email = "Remote-Email".into();
     })
     .await;
-    app.create_user("eve", "password1", false).await;
-    let key = app.login("eve", "password1").await;
+    app.create_user("eve", "s3cret-pass", false).await;
+    let key = app.login("eve", "s3cret-pass").await;
     let r = auth(
         &app,
         Method::GET,
@@ -223,7 +223,7 @@ async fn the_login_page_sets_a_hardened_cookie_and_redirects_only_where_allowed(
         s.login.allowed_redirect_hosts = vec!["app.example.com".into()];
     })
     .await;
-    app.create_user("fred", "password1", false).await;
+    app.create_user("fred", "s3cret-pass", false).await;
     let page = app
         .http
         .get(format!("{}/login?rd=/private", app.base))
@@ -248,7 +248,7 @@ async fn the_login_page_sets_a_hardened_cookie_and_redirects_only_where_allowed(
             .form(&[("username", "fred"), ("password", password), ("rd", rd)])
             .send()
     };
-    let ok = submit("/private?a=1", "password1").await.unwrap();
+    let ok = submit("/private?a=1", "s3cret-pass").await.unwrap();
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert_eq!(ok.headers()[header::LOCATION], "/private?a=1");
     let cookie = ok.headers()[header::SET_COOKIE]
@@ -282,7 +282,11 @@ async fn the_login_page_sets_a_hardened_cookie_and_redirects_only_where_allowed(
         let r = app
             .http
             .post(format!("{}/login", app.base))
-            .form(&[("username", "fred"), ("password", "password1"), ("rd", rd)])
+            .form(&[
+                ("username", "fred"),
+                ("password", "s3cret-pass"),
+                ("rd", rd),
+            ])
             .send()
             .await
             .unwrap();
@@ -314,8 +318,8 @@ async fn the_login_page_sets_a_hardened_cookie_and_redirects_only_where_allowed(
 #[actix_web::test]
 async fn json_logout_with_the_cookie_clears_it() {
     let app = TestApp::start().await;
-    app.create_user("gil", "password1", false).await;
-    let key = app.login("gil", "password1").await;
+    app.create_user("gil", "s3cret-pass", false).await;
+    let key = app.login("gil", "s3cret-pass").await;
     let r = app
         .http
         .post(format!("{}/v1/logout", app.base))
@@ -332,7 +336,7 @@ async fn json_logout_with_the_cookie_clears_it() {
         .post(
             "/v1/login",
             None,
-            json!({"username": "gil", "password": "password1"}),
+            json!({"username": "gil", "password": "s3cret-pass"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);

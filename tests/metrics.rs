@@ -29,8 +29,8 @@ async fn metrics_are_off_unless_enabled() {
 async fn counters_move_with_traffic() {
     let app = TestApp::start_with(|s| s.metrics.enabled = true).await;
     let before = app.get("/metrics", None).await.text;
-    app.create_user("alice", "password1", false).await;
-    let key = app.login("alice", "password1").await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
     for _ in 0..3 {
         app.check(&key).await;
     }

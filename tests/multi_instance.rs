@@ -34,10 +34,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn a_session_killed_through_one_instance_is_refused_by_the_other_within_a_second() {
     let a = TestApp::start().await;
     let b = a.another_instance(|_| {}).await;
-    a.create_user("alice", "password1", false).await;
+    a.create_user("alice", "s3cret-pass", false).await;
     let mut delays = Vec::new();
     for _ in 0..100 {
-        let key = a.login("alice", "password1").await;
+        let key = a.login("alice", "s3cret-pass").await;
         assert_eq!(a.check_on(&b, &key).await, StatusCode::OK, "cached on B");
         a.request(Method::POST, "/v1/logout", Some(&key), None)
             .await;
@@ -66,16 +66,16 @@ async fn every_kind_of_change_reaches_the_other_instance() {
     let limit = Duration::from_secs(1);
 
     // User deletion.
-    let id = a.create_user("del", "password1", false).await;
-    let key = a.login("del", "password1").await;
+    let id = a.create_user("del", "s3cret-pass", false).await;
+    let key = a.login("del", "s3cret-pass").await;
     assert_eq!(a.check_on(&b, &key).await, StatusCode::OK);
     a.admin(Method::DELETE, &format!("/v1/users/{id}"), None)
         .await;
     refused_within(&a, &b, &key, limit).await;
 
     // Password change.
-    let id = a.create_user("pw", "password1", false).await;
-    let key = a.login("pw", "password1").await;
+    let id = a.create_user("pw", "s3cret-pass", false).await;
+    let key = a.login("pw", "s3cret-pass").await;
     assert_eq!(a.check_on(&b, &key).await, StatusCode::OK);
     a.admin(
         Method::PUT,
@@ -86,8 +86,8 @@ async fn every_kind_of_change_reaches_the_other_instance() {
     refused_within(&a, &b, &key, limit).await;
 
     // SQL typed by hand.
-    a.create_user("sql", "password1", false).await;
-    let key = a.login("sql", "password1").await;
+    a.create_user("sql", "s3cret-pass", false).await;
+    let key = a.login("sql", "s3cret-pass").await;
     assert_eq!(a.check_on(&b, &key).await, StatusCode::OK);
     a.db.client()
         .await
@@ -97,8 +97,8 @@ async fn every_kind_of_change_reaches_the_other_instance() {
     refused_within(&a, &b, &key, limit).await;
 
     // Admin revocation and rename: seen in the very next answer from B.
-    let id = a.create_user("boss", "password1", true).await;
-    let key = a.login("boss", "password1").await;
+    let id = a.create_user("boss", "s3cret-pass", true).await;
+    let key = a.login("boss", "s3cret-pass").await;
     let on_b = |k: String| {
         let http = a.http.clone();
         let url = format!("{}/v1/sessions/check", b.base);
@@ -172,8 +172,8 @@ async fn a_session_kept_alive_through_one_instance_stays_valid_on_the_other() {
             s.session.refresh_interval = Duration::from_secs(10);
         })
         .await;
-    a.create_user("slider", "password1", false).await;
-    let key = a.login("slider", "password1").await;
+    a.create_user("slider", "s3cret-pass", false).await;
+    let key = a.login("slider", "s3cret-pass").await;
     assert_eq!(
         a.check(&key).await.status,
         StatusCode::OK,
@@ -198,11 +198,11 @@ async fn a_session_kept_alive_through_one_instance_stays_valid_on_the_other() {
 async fn an_instance_whose_listener_is_cut_stops_trusting_its_cache_until_it_is_back() {
     let a = TestApp::start().await;
     let b = a.another_instance(|_| {}).await;
-    a.create_user("cut", "password1", false).await;
+    a.create_user("cut", "s3cret-pass", false).await;
     let client = a.db.client().await;
     let mut status = b.daemon.listener.clone();
     for _ in 0..5 {
-        let key = a.login("cut", "password1").await;
+        let key = a.login("cut", "s3cret-pass").await;
         assert_eq!(a.check_on(&b, &key).await, StatusCode::OK, "cached on B");
         let before = status.current().count;
         // Cut every listener (A's and B's) ...
@@ -239,7 +239,7 @@ async fn an_instance_whose_listener_is_cut_stops_trusting_its_cache_until_it_is_
         assert_eq!(a.check_on(&b, &key).await, StatusCode::UNAUTHORIZED);
     }
     // Trusted again after re-subscribing: a fresh session is served from the cache.
-    let key = a.login("cut", "password1").await;
+    let key = a.login("cut", "s3cret-pass").await;
     assert_eq!(a.check_on(&b, &key).await, StatusCode::OK);
     assert!(b.daemon.services.core.cache.is_trusted());
 }

@@ -33,10 +33,10 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
     .unwrap();
     let db = TestDb::create_on(&pg.config("postgres")).await;
     let app = TestApp::start_on(db, |_| {}).await;
-    app.create_user("alice", "password1", false).await;
-    let cached = app.login("alice", "password1").await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let cached = app.login("alice", "s3cret-pass").await;
     assert_eq!(app.check(&cached).await.status, StatusCode::OK);
-    let uncached = app.login("alice", "password1").await;
+    let uncached = app.login("alice", "s3cret-pass").await;
 
     pg = tokio::task::spawn_blocking(move || {
         pg.stop();
@@ -49,7 +49,7 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
         .admin(
             Method::POST,
             "/v1/users",
-            Some(json!({"username": "bob", "password": "password1", "email": "b@x"})),
+            Some(json!({"username": "bob", "password": "s3cret-pass", "email": "b@x"})),
         )
         .await;
     assert_eq!(
@@ -60,7 +60,7 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
         .post(
             "/v1/login",
             None,
-            json!({"username": "alice", "password": "password1"}),
+            json!({"username": "alice", "password": "s3cret-pass"}),
         )
         .await;
     assert_eq!(r.code(), "UNAVAILABLE");
@@ -99,7 +99,7 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
     }
     assert_eq!(ready, StatusCode::OK, "the daemon recovers by itself");
     assert_eq!(app.check(&uncached).await.status, StatusCode::OK);
-    app.create_user("bob", "password1", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
     let users = app
         .db
         .client()

@@ -12,12 +12,12 @@ use support::TestApp;
 #[actix_web::test]
 async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
     let app = TestApp::start().await;
-    let id = app.create_user("alice", "password1", true).await;
+    let id = app.create_user("alice", "s3cret-pass", true).await;
     let r = app
         .post(
             "/v1/login",
             None,
-            json!({"username": "ALICE", "password": "password1", "extra_data": {"ip": "10.0.0.1"}}),
+            json!({"username": "ALICE", "password": "s3cret-pass", "extra_data": {"ip": "10.0.0.1"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
@@ -55,7 +55,7 @@ async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
 #[actix_web::test]
 async fn unknown_users_and_wrong_passwords_look_the_same() {
     let app = TestApp::start().await;
-    app.create_user("bob", "password1", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
     let wrong = app
         .post(
             "/v1/login",
@@ -109,8 +109,8 @@ async fn checks_slide_the_expiry_and_an_unchecked_session_expires_then_is_purged
         s.session.refresh_interval = std::time::Duration::from_secs(60);
     })
     .await;
-    app.create_user("carol", "password1", false).await;
-    let key = app.login("carol", "password1").await;
+    app.create_user("carol", "s3cret-pass", false).await;
+    let key = app.login("carol", "s3cret-pass").await;
 
     // Checked every 5 minutes, the session outlives its first TTL many times over.
     for _ in 0..6 {
@@ -137,8 +137,8 @@ async fn the_stored_expiry_is_written_at_most_once_per_refresh_interval() {
         s.session.refresh_interval = std::time::Duration::from_secs(60);
     })
     .await;
-    app.create_user("dan", "password1", false).await;
-    let key = app.login("dan", "password1").await;
+    app.create_user("dan", "s3cret-pass", false).await;
+    let key = app.login("dan", "s3cret-pass").await;
     let at_login = app.stored_expiry(&key).await.unwrap();
     app.clock.advance(Duration::seconds(30));
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
@@ -166,9 +166,9 @@ async fn the_janitor_runs_on_its_own_schedule() {
         s.janitor.interval = std::time::Duration::from_millis(200);
     })
     .await;
-    app.create_user("erin", "password1", false).await;
-    app.login("erin", "password1").await;
-    app.login("erin", "password1").await;
+    app.create_user("erin", "s3cret-pass", false).await;
+    app.login("erin", "s3cret-pass").await;
+    app.login("erin", "s3cret-pass").await;
     // Expired for longer than the refresh interval (the most the stored expiry may lag).
     app.clock.advance(Duration::seconds(121));
     let client = app.db.client().await;
@@ -190,8 +190,8 @@ async fn the_janitor_runs_on_its_own_schedule() {
 #[actix_web::test]
 async fn logout_ends_the_session() {
     let app = TestApp::start().await;
-    app.create_user("fay", "password1", false).await;
-    let key = app.login("fay", "password1").await;
+    app.create_user("fay", "s3cret-pass", false).await;
+    let key = app.login("fay", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     let r = app
         .request(Method::POST, "/v1/logout", Some(&key), None)
@@ -209,12 +209,12 @@ async fn logout_ends_the_session() {
 #[actix_web::test]
 async fn sessions_are_listed_and_killed_by_user_and_by_expiry_without_keys() {
     let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(100)).await;
-    let g = app.create_user("gus", "password1", false).await;
-    let h = app.create_user("hal", "password1", false).await;
-    let old = app.login("gus", "password1").await;
+    let g = app.create_user("gus", "s3cret-pass", false).await;
+    let h = app.create_user("hal", "s3cret-pass", false).await;
+    let old = app.login("gus", "s3cret-pass").await;
     app.clock.advance(Duration::seconds(60));
-    let gus_new = app.login("gus", "password1").await;
-    let hal = app.login("hal", "password1").await;
+    let gus_new = app.login("gus", "s3cret-pass").await;
+    let hal = app.login("hal", "s3cret-pass").await;
     app.clock.advance(Duration::seconds(50));
 
     let all = app.admin(Method::GET, "/v1/sessions?userid=0", None).await;
@@ -282,9 +282,9 @@ async fn sessions_are_listed_and_killed_by_user_and_by_expiry_without_keys() {
 #[actix_web::test]
 async fn one_session_is_killed_by_its_public_id() {
     let app = TestApp::start().await;
-    app.create_user("ida", "password1", false).await;
-    let key = app.login("ida", "password1").await;
-    let other = app.login("ida", "password1").await;
+    app.create_user("ida", "s3cret-pass", false).await;
+    let key = app.login("ida", "s3cret-pass").await;
+    let other = app.login("ida", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     let listing = app.admin(Method::GET, "/v1/sessions?userid=0", None).await;
     let id = listing.body["sessions"][0]["session_id"].as_i64().unwrap();
@@ -303,7 +303,7 @@ async fn one_session_is_killed_by_its_public_id() {
 #[actix_web::test]
 async fn the_ttl_can_be_set_through_the_api_and_reset_to_the_configured_one() {
     let app = TestApp::start_with(|s| s.session.ttl = std::time::Duration::from_secs(1000)).await;
-    app.create_user("jo", "password1", false).await;
+    app.create_user("jo", "s3cret-pass", false).await;
     let settings = app.admin(Method::GET, "/v1/settings", None).await;
     assert_eq!(
         settings.body["session_ttl"],
@@ -323,7 +323,7 @@ async fn the_ttl_can_be_set_through_the_api_and_reset_to_the_configured_one() {
         settings.body["session_ttl"],
         json!({"seconds": 60, "source": "api"})
     );
-    let key = app.login("jo", "password1").await;
+    let key = app.login("jo", "s3cret-pass").await;
     app.clock.advance(Duration::seconds(61));
     assert_eq!(
         app.check(&key).await.code(),
@@ -385,8 +385,8 @@ async fn the_api_ttl_survives_a_restart_because_it_is_stored() {
 #[actix_web::test]
 async fn each_account_change_is_seen_by_the_very_next_check() {
     let app = TestApp::start().await;
-    let id = app.create_user("kim", "password1", true).await;
-    let key = app.login("kim", "password1").await;
+    let id = app.create_user("kim", "s3cret-pass", true).await;
+    let key = app.login("kim", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.body["admin"], true);
 
     app.admin(
@@ -415,10 +415,10 @@ async fn each_account_change_is_seen_by_the_very_next_check() {
 #[actix_web::test]
 async fn a_user_manages_their_own_account_and_sessions() {
     let app = TestApp::start().await;
-    let id = app.create_user("lou", "password1", false).await;
-    let mine = app.login("lou", "password1").await;
-    let other = app.login("lou", "password1").await;
-    let third = app.login("lou", "password1").await;
+    let id = app.create_user("lou", "s3cret-pass", false).await;
+    let mine = app.login("lou", "s3cret-pass").await;
+    let other = app.login("lou", "s3cret-pass").await;
+    let third = app.login("lou", "s3cret-pass").await;
 
     let me = app.get("/v1/me", Some(&mine)).await;
     assert_eq!(
@@ -460,7 +460,7 @@ async fn a_user_manages_their_own_account_and_sessions() {
             Method::PUT,
             "/v1/me/password",
             Some(&mine),
-            Some(json!({"old_password": "password1", "new_password": "password2"})),
+            Some(json!({"old_password": "s3cret-pass", "new_password": "password2"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -488,9 +488,9 @@ async fn a_user_manages_their_own_account_and_sessions() {
 #[actix_web::test]
 async fn an_admin_session_may_manage_and_keeps_itself_when_changing_its_own_password() {
     let app = TestApp::start().await;
-    let id = app.create_user("max", "password1", true).await;
-    let key = app.login("max", "password1").await;
-    let second = app.login("max", "password1").await;
+    let id = app.create_user("max", "s3cret-pass", true).await;
+    let key = app.login("max", "s3cret-pass").await;
+    let second = app.login("max", "s3cret-pass").await;
     let r = app
         .request(
             Method::PUT,
@@ -511,8 +511,8 @@ async fn an_absolute_lifetime_ends_a_session_however_often_it_is_checked() {
         s.session.max_lifetime = Some(std::time::Duration::from_secs(1000));
     })
     .await;
-    app.create_user("ned", "password1", false).await;
-    let key = app.login("ned", "password1").await;
+    app.create_user("ned", "s3cret-pass", false).await;
+    let key = app.login("ned", "s3cret-pass").await;
     for _ in 0..3 {
         app.clock.advance(Duration::seconds(300));
         assert_eq!(app.check(&key).await.status, StatusCode::OK);
@@ -536,8 +536,8 @@ async fn health_and_readiness_answer() {
 #[actix_web::test]
 async fn with_the_cache_disabled_everything_still_works() {
     let app = TestApp::start_with(|s| s.session.cache_capacity = 0).await;
-    let id = app.create_user("ola", "password1", false).await;
-    let key = app.login("ola", "password1").await;
+    let id = app.create_user("ola", "s3cret-pass", false).await;
+    let key = app.login("ola", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     app.admin(
         Method::PATCH,
@@ -557,12 +557,12 @@ async fn a_login_flood_beyond_the_hash_queue_gets_429_with_retry_after() {
         s.password.argon2_iterations = 2;
     })
     .await;
-    app.create_user("pat", "password1", false).await;
+    app.create_user("pat", "s3cret-pass", false).await;
     let flood = (0..8).map(|_| {
         app.post(
             "/v1/login",
             None,
-            json!({"username": "pat", "password": "password1"}),
+            json!({"username": "pat", "password": "s3cret-pass"}),
         )
     });
     let replies = futures_util::future::join_all(flood).await;

@@ -44,12 +44,14 @@ async fn an_admin_creates_a_user_and_finds_it_by_id_name_and_email_in_any_case()
 #[actix_web::test]
 async fn usernames_and_emails_are_unique_regardless_of_case() {
     let app = TestApp::start().await;
-    app.create_user("bob", "password1", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
     let same_name = app
         .admin(
             Method::POST,
             "/v1/users",
-            Some(json!({"username": "BOB", "password": "password1", "email": "other@example.org"})),
+            Some(
+                json!({"username": "BOB", "password": "s3cret-pass", "email": "other@example.org"}),
+            ),
         )
         .await;
     assert_eq!(same_name.status, StatusCode::CONFLICT);
@@ -63,7 +65,7 @@ async fn usernames_and_emails_are_unique_regardless_of_case() {
             Method::POST,
             "/v1/users",
             Some(
-                json!({"username": "robert", "password": "password1", "email": "BOB@example.org"}),
+                json!({"username": "robert", "password": "s3cret-pass", "email": "BOB@example.org"}),
             ),
         )
         .await;
@@ -81,7 +83,7 @@ async fn of_many_simultaneous_creates_of_one_username_exactly_one_wins() {
         app.admin(
             Method::POST,
             "/v1/users",
-            Some(json!({"username": if i % 2 == 0 { "Racer" } else { "racer" }, "password": "password1", "email": format!("r{i}@example.org")})),
+            Some(json!({"username": if i % 2 == 0 { "Racer" } else { "racer" }, "password": "s3cret-pass", "email": format!("r{i}@example.org")})),
         )
     });
     let replies = futures_util::future::join_all(attempts).await;
@@ -108,18 +110,18 @@ async fn of_many_simultaneous_creates_of_one_username_exactly_one_wins() {
 async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
     let app = TestApp::start().await;
     let cases = [
-        json!({"username": "", "password": "password1", "email": "a@b"}),
-        json!({"username": " lead", "password": "password1", "email": "a@b"}),
-        json!({"username": "x".repeat(65), "password": "password1", "email": "a@b"}),
-        json!({"username": "tab\tname", "password": "password1", "email": "a@b"}),
+        json!({"username": "", "password": "s3cret-pass", "email": "a@b"}),
+        json!({"username": " lead", "password": "s3cret-pass", "email": "a@b"}),
+        json!({"username": "x".repeat(65), "password": "s3cret-pass", "email": "a@b"}),
+        json!({"username": "tab\tname", "password": "s3cret-pass", "email": "a@b"}),
         json!({"username": "ok", "password": "short", "email": "a@b"}),
         json!({"username": "ok", "password": "p".repeat(1025), "email": "a@b"}),
-        json!({"username": "ok", "password": "password1", "email": "no-at-sign"}),
-        json!({"username": "ok", "password": "password1", "email": "a@b@c"}),
-        json!({"username": "ok", "password": "password1"}),
-        json!({"username": "ok", "password": "password1", "email": "a@b", "admn": true}),
-        json!({"username": "ok", "password": "password1", "email": "a@b", "extra_data": "x".repeat(17 * 1024)}),
-        json!({"username": 5, "password": "password1", "email": "a@b"}),
+        json!({"username": "ok", "password": "s3cret-pass", "email": "no-at-sign"}),
+        json!({"username": "ok", "password": "s3cret-pass", "email": "a@b@c"}),
+        json!({"username": "ok", "password": "s3cret-pass"}),
+        json!({"username": "ok", "password": "s3cret-pass", "email": "a@b", "admn": true}),
+        json!({"username": "ok", "password": "s3cret-pass", "email": "a@b", "extra_data": "x".repeat(17 * 1024)}),
+        json!({"username": 5, "password": "s3cret-pass", "email": "a@b"}),
         json!(["not", "an", "object"]),
     ];
     for body in cases {
@@ -153,7 +155,7 @@ async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
 #[actix_web::test]
 async fn a_body_over_the_limit_is_refused_with_413() {
     let app = TestApp::start().await;
-    let big = json!({"username": "big", "password": "password1", "email": "a@b", "extra_data": "x".repeat(70 * 1024)});
+    let big = json!({"username": "big", "password": "s3cret-pass", "email": "a@b", "extra_data": "x".repeat(70 * 1024)});
     let r = app.admin(Method::POST, "/v1/users", Some(big)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.code(), "PAYLOAD_TOO_LARGE");
@@ -162,8 +164,8 @@ async fn a_body_over_the_limit_is_refused_with_413() {
 #[actix_web::test]
 async fn management_needs_an_admin_credential() {
     let app = TestApp::start().await;
-    app.create_user("plain", "password1", false).await;
-    app.create_user("boss", "password1", true).await;
+    app.create_user("plain", "s3cret-pass", false).await;
+    app.create_user("boss", "s3cret-pass", true).await;
     let none = app.get("/v1/users", None).await;
     assert_eq!(
         (none.status, none.code()),
@@ -174,13 +176,13 @@ async fn management_needs_an_admin_credential() {
         (wrong.status, wrong.code()),
         (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED")
     );
-    let plain = app.login("plain", "password1").await;
+    let plain = app.login("plain", "s3cret-pass").await;
     let forbidden = app.get("/v1/users", Some(&plain)).await;
     assert_eq!(
         (forbidden.status, forbidden.code()),
         (StatusCode::FORBIDDEN, "FORBIDDEN")
     );
-    let boss = app.login("boss", "password1").await;
+    let boss = app.login("boss", "s3cret-pass").await;
     let ok = app.get("/v1/users", Some(&boss)).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.body["users"].as_array().unwrap().len(), 2);
@@ -191,7 +193,10 @@ async fn users_are_listed_in_pages_ordered_by_id() {
     let app = TestApp::start().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(app.create_user(&format!("u{i}"), "password1", false).await);
+        ids.push(
+            app.create_user(&format!("u{i}"), "s3cret-pass", false)
+                .await,
+        );
     }
     let first = app.admin(Method::GET, "/v1/users?limit=2", None).await;
     let page: Vec<i64> = first.body["users"]
@@ -266,8 +271,8 @@ async fn unknown_users_are_not_found() {
 #[actix_web::test]
 async fn modifying_a_user_changes_only_what_is_given() {
     let app = TestApp::start().await;
-    let id = app.create_user("carol", "password1", false).await;
-    app.create_user("dave", "password1", false).await;
+    let id = app.create_user("carol", "s3cret-pass", false).await;
+    app.create_user("dave", "s3cret-pass", false).await;
     let path = format!("/v1/users/{id}");
     let r = app
         .admin(Method::PATCH, &path, Some(json!({"extra_data": {"a": 1}})))
@@ -314,7 +319,7 @@ async fn modifying_a_user_changes_only_what_is_given() {
 #[actix_web::test]
 async fn the_admin_flag_can_be_read_and_set() {
     let app = TestApp::start().await;
-    let id = app.create_user("erin", "password1", false).await;
+    let id = app.create_user("erin", "s3cret-pass", false).await;
     let path = format!("/v1/users/{id}/admin");
     assert_eq!(
         app.admin(Method::GET, &path, None).await.body,
@@ -337,8 +342,8 @@ async fn the_admin_flag_can_be_read_and_set() {
 #[actix_web::test]
 async fn an_admin_changes_a_password_with_or_without_the_old_one() {
     let app = TestApp::start().await;
-    let id = app.create_user("frank", "password1", false).await;
-    let session = app.login("frank", "password1").await;
+    let id = app.create_user("frank", "s3cret-pass", false).await;
+    let session = app.login("frank", "s3cret-pass").await;
     let path = format!("/v1/users/{id}/password");
     let r = app
         .admin(
@@ -357,7 +362,7 @@ async fn an_admin_changes_a_password_with_or_without_the_old_one() {
         .admin(
             Method::PUT,
             &path,
-            Some(json!({"new_password": "password2", "old_password": "password1"})),
+            Some(json!({"new_password": "password2", "old_password": "s3cret-pass"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -392,8 +397,8 @@ async fn an_admin_changes_a_password_with_or_without_the_old_one() {
 #[actix_web::test]
 async fn deleting_a_user_ends_their_sessions() {
     let app = TestApp::start().await;
-    let id = app.create_user("gina", "password1", false).await;
-    let key = app.login("gina", "password1").await;
+    let id = app.create_user("gina", "s3cret-pass", false).await;
+    let key = app.login("gina", "s3cret-pass").await;
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     let r = app
         .admin(Method::DELETE, &format!("/v1/users/{id}"), None)

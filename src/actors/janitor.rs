@@ -51,9 +51,21 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
             Err(e) => break Err(ApiError::from(e)),
         }
     };
+    match core.guard.purge(&db, core.clock.now()).await {
+        Ok((0, 0)) => {}
+        Ok((events, failures)) => {
+            tracing::info!(
+                events,
+                failures,
+                "janitor: purged old audit events and login failures"
+            )
+        }
+        Err(e) => tracing::warn!(error = %e, "janitor: could not purge audit events"),
+    }
     let _ = db
         .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
         .await;
+    crate::metrics::METRICS.janitor_run(total);
     result
 }
 

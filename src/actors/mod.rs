@@ -31,6 +31,7 @@ pub struct Core {
     pub tunables: Arc<Tunables>,
     pub hasher: Arc<PasswordHasher>,
     pub min_password_chars: usize,
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 impl Core {

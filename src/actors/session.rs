@@ -155,6 +155,8 @@ pub struct NewLogin {
     pub username: String,
     pub password: String,
     pub extra_data: Option<Value>,
+    /// The client's address, for per-address throttling and the audit trail.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// A successful login: the key is shown to the client exactly once.
@@ -288,24 +290,89 @@ impl SessionHandle {
     }
 
     /// Verifies a username and password and opens a session. Unknown users and wrong
-    /// passwords cost the same hashing work and give the same answer.
+    /// passwords cost the same hashing work and give the same answer; locked accounts and
+    /// addresses are refused before any hashing; a hash made with other parameters than the
+    /// configured ones is replaced.
     pub async fn login(&self, request: NewLogin) -> ApiResult<LoginOutcome> {
+        let core = &self.core;
+        let now = core.clock.now();
         let user: Option<UserRow> = {
-            let db = self.core.db().await?;
+            let db = core.db().await?;
+            core.guard
+                .admit(&db, &request.username, request.client, now)
+                .await?;
             users_store::find_by_username(&db, &request.username).await?
         };
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = self
-            .core
+        let rehash_with = match &stored_hash {
+            Some(h) if core.hasher.needs_rehash(h) => Some(request.password.clone()),
+            _ => None,
+        };
+        let ok = core
             .hasher
             .verify(request.password, stored_hash)
             .await
             .map_err(crate::http::hash_error)?;
         METRICS.login(ok && user.is_some());
+        let db = core.db().await?;
         let user = match user {
             Some(u) if ok => u,
-            _ => return Err(ApiError::InvalidCredentials),
+            other => {
+                let userid = other.map(|u| u.userid);
+                let locked = core
+                    .guard
+                    .failed(&db, &request.username, request.client, now)
+                    .await?;
+                core.guard
+                    .record(
+                        &db,
+                        now,
+                        "login_failure",
+                        userid,
+                        Some(&request.username),
+                        request.client,
+                        None,
+                    )
+                    .await;
+                if let Some(until) = locked {
+                    let detail = serde_json::json!({ "locked_until": until });
+                    core.guard
+                        .record(
+                            &db,
+                            now,
+                            "lockout",
+                            userid,
+                            Some(&request.username),
+                            request.client,
+                            Some(detail),
+                        )
+                        .await;
+                }
+                return Err(ApiError::InvalidCredentials);
+            }
         };
+        core.guard.succeeded(&db, &request.username).await?;
+        if let Some(password) = rehash_with {
+            match core.hasher.hash(password).await {
+                Ok(new_hash) => {
+                    if users_store::replace_password_hash(
+                        &db,
+                        user.userid,
+                        &user.password_hash,
+                        &new_hash,
+                    )
+                    .await?
+                    {
+                        tracing::info!(
+                            userid = user.userid,
+                            "password rehashed with the configured parameters"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
+            }
+        }
+        drop(db);
         let (key, expires_at) = ask(
             &self.addr,
             Create {
@@ -314,6 +381,18 @@ impl SessionHandle {
             },
         )
         .await?;
+        let db = core.db().await?;
+        core.guard
+            .record(
+                &db,
+                now,
+                "login_success",
+                Some(user.userid),
+                Some(&user.username),
+                request.client,
+                None,
+            )
+            .await;
         Ok(LoginOutcome {
             key,
             userid: user.userid,

@@ -90,6 +90,10 @@ pub const KEYS: &[KeyDef] = &[
         "PGUSERS_LISTEN",
     )),
     key(
+        "server.instance_name",
+        "this instance's name in the audit trail (default: the host name)",
+    ),
+    key(
         "server.max_body_bytes",
         "largest request body accepted (413 above)",
     ),
@@ -187,6 +191,21 @@ pub const KEYS: &[KeyDef] = &[
         "login.allowed_redirect_hosts",
         "hosts (host or host:port) the login page may redirect to",
     )),
+    key(
+        "throttle.account_failures",
+        "failed logins of one account before it is locked",
+    ),
+    key(
+        "throttle.address_failures",
+        "failed logins from one client address before it is locked",
+    ),
+    key("throttle.window", "failures older than this are forgotten"),
+    key(
+        "throttle.base_lock",
+        "first lock duration; doubles with each further failure",
+    ),
+    key("throttle.max_lock", "longest lock"),
+    key("audit.retention", "how long security events are kept"),
     key(
         "log.level",
         "log filter: error, warn, info, debug, trace, or a tracing directive",
@@ -303,6 +322,13 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
             }
             s.server.listen = addrs;
         }
+        "server.instance_name" => {
+            let name = raw.string()?;
+            if name.trim().is_empty() {
+                return Err("must not be empty".into());
+            }
+            s.server.instance_name = name;
+        }
         "server.max_body_bytes" => s.server.max_body_bytes = at_least(raw.positive()?, 1024)?,
         "server.max_extra_data_bytes" => {
             s.server.max_extra_data_bytes = at_least(raw.positive()?, 2)?
@@ -381,6 +407,12 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
                 .map(|h| h.to_ascii_lowercase())
                 .collect()
         }
+        "throttle.account_failures" => s.throttle.account_failures = at_least(raw.positive()?, 1)?,
+        "throttle.address_failures" => s.throttle.address_failures = at_least(raw.positive()?, 1)?,
+        "throttle.window" => s.throttle.window = non_zero(raw.duration()?)?,
+        "throttle.base_lock" => s.throttle.base_lock = non_zero(raw.duration()?)?,
+        "throttle.max_lock" => s.throttle.max_lock = non_zero(raw.duration()?)?,
+        "audit.retention" => s.audit.retention = non_zero(raw.duration()?)?,
         "log.level" => {
             let level = raw.string()?;
             tracing_subscriber::EnvFilter::try_new(&level)

@@ -114,6 +114,7 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: Vec<ListenAddr>,
+    pub instance_name: String,
     pub max_body_bytes: usize,
     pub max_extra_data_bytes: usize,
     pub workers: usize,
@@ -169,6 +170,21 @@ pub struct LoginSettings {
     pub allowed_redirect_hosts: Vec<String>,
 }
 
+/// Brute-force protection: failed logins per account and per client address.
+#[derive(Debug, Clone)]
+pub struct ThrottleSettings {
+    pub account_failures: u32,
+    pub address_failures: u32,
+    pub window: Duration,
+    pub base_lock: Duration,
+    pub max_lock: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub retention: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub level: String,
@@ -194,8 +210,20 @@ pub struct Settings {
     pub login: LoginSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub throttle: ThrottleSettings,
+    pub audit: AuditSettings,
     /// The file the settings were read from, if any (re-read on SIGHUP).
     pub config_file: Option<PathBuf>,
+}
+
+/// The host name (from /etc/hostname or $HOSTNAME), else "pgusers".
+pub fn default_instance_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "pgusers".into())
 }
 
 /// One fewer hashing thread than cores, at least one.
@@ -225,6 +253,7 @@ impl Default for Settings {
             },
             server: ServerSettings {
                 listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
+                instance_name: default_instance_name(),
                 max_body_bytes: 64 * 1024,
                 max_extra_data_bytes: 16 * 1024,
                 workers: 0,
@@ -283,6 +312,16 @@ impl Default for Settings {
             metrics: MetricsSettings {
                 enabled: false,
                 listen: None,
+            },
+            throttle: ThrottleSettings {
+                account_failures: 5,
+                address_failures: 50,
+                window: Duration::from_secs(15 * 60),
+                base_lock: Duration::from_secs(30),
+                max_lock: Duration::from_secs(15 * 60),
+            },
+            audit: AuditSettings {
+                retention: Duration::from_secs(90 * 86_400),
             },
             config_file: None,
         }

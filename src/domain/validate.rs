@@ -61,10 +61,14 @@ pub fn new_password(password: &str, min_chars: usize) -> Result<(), Invalid> {
             "password must be at most {MAX_PASSWORD_BYTES} bytes"
         )));
     }
-    if password.chars().count() < min_chars {
+    let normalized = normalize_password(password);
+    if normalized.chars().count() < min_chars {
         return Err(invalid(format!(
             "password must be at least {min_chars} characters"
         )));
+    }
+    if is_common_password(&normalized) {
+        return Err(invalid("password is too common; choose another"));
     }
     Ok(())
 }
@@ -111,7 +115,8 @@ mod tests {
 
     #[test]
     fn passwords_have_a_minimum_length_and_a_byte_cap() {
-        assert!(new_password("12345678", 8).is_ok());
+        assert!(new_password("q7-walrus", 8).is_ok());
+        assert!(new_password("12345678", 8).is_err(), "too common");
         assert!(new_password("1234567", 8).is_err());
         assert!(new_password(&"p".repeat(1025), 8).is_err());
         let err = new_password("short", 8).unwrap_err();
@@ -125,5 +130,49 @@ mod tests {
     fn extra_data_is_capped_by_serialised_size() {
         assert!(extra_data(&serde_json::json!({"a": 1}), 100).is_ok());
         assert!(extra_data(&serde_json::json!("x".repeat(200)), 100).is_err());
+    }
+}
+
+/// The most common passwords, refused for new passwords (compared without regard to case).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Whether `password` is on the bundled list of most common passwords.
+pub fn is_common_password(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    COMMON_PASSWORDS
+        .lines()
+        .any(|p| p.trim().to_lowercase() == lower)
+}
+
+/// Unicode NFKC normalisation, applied to every password before hashing or verifying, so the
+/// same password typed on two keyboards (composed or decomposed accents, full-width digits…)
+/// gives the same hash.
+pub fn normalize_password(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfkc().collect()
+}
+
+#[cfg(test)]
+mod password_policy {
+    use super::*;
+
+    #[test]
+    fn common_passwords_are_recognised_in_any_case() {
+        assert!(is_common_password("password1"));
+        assert!(is_common_password("PassWord1"));
+        assert!(!is_common_password("correct horse battery"));
+    }
+
+    #[test]
+    fn composed_and_decomposed_forms_normalise_alike() {
+        assert_eq!(
+            normalize_password("caf\u{e9}"),
+            normalize_password("cafe\u{301}")
+        );
+        assert_eq!(
+            normalize_password("\u{ff11}\u{ff12}"),
+            "12",
+            "full-width digits"
+        );
     }
 }

@@ -136,7 +136,11 @@ fn session_cookie(state: &AppState, key: &str) -> String {
     cookie
 }
 
-pub async fn submit(state: web::Data<AppState>, form: web::Bytes) -> HttpResponse {
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Bytes,
+) -> HttpResponse {
     let form: LoginForm = serde_urlencoded::from_bytes(&form).unwrap_or(LoginForm {
         username: String::new(),
         password: String::new(),
@@ -168,6 +172,7 @@ pub async fn submit(state: web::Data<AppState>, form: web::Bytes) -> HttpRespons
             username: form.username,
             password: form.password,
             extra_data: None,
+            client: super::client::client_addr(&req, &state),
         })
         .await
     {

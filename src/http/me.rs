@@ -34,6 +34,15 @@ pub async fn change_password(
             keep: Some(me.digest),
         })
         .await?;
+    let detail = json!({ "by": "self" });
+    super::audit::note(
+        &state,
+        &req,
+        "password_changed",
+        Some(me.session.userid),
+        Some(detail),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -60,5 +69,14 @@ pub async fn kill_other_sessions(
         .sessions
         .kill_many(me.session.userid, false, Some(me.digest))
         .await?;
+    let detail = json!({ "killed": killed, "by": "self" });
+    super::audit::note(
+        &state,
+        &req,
+        "sessions_killed",
+        Some(me.session.userid),
+        Some(detail),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
 }

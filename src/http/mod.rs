@@ -1,6 +1,8 @@
 //! The HTTP API of `api.md`: routes, shared request plumbing and the JSON error envelope.
 
+mod audit;
 mod body;
+mod client;
 mod credentials;
 mod forward_auth;
 mod health;
@@ -108,6 +110,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(users::get_admin))
                 .route(web::put().to(users::set_admin)),
         )
+        .service(resource("/v1/users/{userid}/lock").route(web::delete().to(audit::unlock)))
+        .service(resource("/v1/audit").route(web::get().to(audit::list)))
         .service(resource("/v1/login").route(web::post().to(sessions::login)))
         .service(resource("/v1/logout").route(web::post().to(sessions::logout)))
         .service(resource("/v1/sessions/check").route(web::post().to(sessions::check)))

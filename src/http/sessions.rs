@@ -25,7 +25,11 @@ pub fn validate_login_input(username: &str, password: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn login(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     let r: SessionLoginRequest = body.json()?;
     validate_login_input(&r.username, &r.password)?;
     if let Some(extra) = &r.extra_data {
@@ -38,6 +42,7 @@ pub async fn login(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResp
             username: r.username,
             password: r.password,
             extra_data: r.extra_data.filter(|v| !v.is_null()),
+            client: super::client::client_addr(&req, &state),
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -119,6 +124,15 @@ pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
         .sessions
         .kill_many(userid, expired, None)
         .await?;
+    let detail = json!({ "killed": killed, "expired_only": expired });
+    super::audit::note(
+        &state,
+        &req,
+        "sessions_killed",
+        (userid > 0).then_some(userid),
+        Some(detail),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
 }
 
@@ -128,6 +142,14 @@ pub async fn kill_one(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
     if !state.services.sessions.kill_by_id(session_id).await? {
         return Err(ApiError::NotFound("no such session".into()));
     }
+    super::audit::note(
+        &state,
+        &req,
+        "session_killed",
+        None,
+        Some(json!({ "session_id": session_id })),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

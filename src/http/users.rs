@@ -116,6 +116,7 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     state.services.users.delete(userid).await?;
+    super::audit::note(&state, &req, "user_deleted", Some(userid), None).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -137,6 +138,14 @@ pub async fn change_password(
             keep: admin.own_session_of(userid),
         })
         .await?;
+    super::audit::note(
+        &state,
+        &req,
+        "password_changed",
+        Some(userid),
+        Some(serde_json::json!({ "by": "admin" })),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -156,5 +165,13 @@ pub async fn set_admin(
     let userid = path_id(&req, "userid")?;
     let r: UserAdminRequest = body.json()?;
     state.services.users.set_admin(userid, r.admin).await?;
+    super::audit::note(
+        &state,
+        &req,
+        "admin_changed",
+        Some(userid),
+        Some(serde_json::json!({ "admin": r.admin })),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_invalidation",
         sql: include_str!("../../migrations/0002_invalidation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_security",
+        sql: include_str!("../../migrations/0003_security.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -1,6 +1,7 @@
 //! PostgreSQL access: the connection pool, error classification, and the SQL of each table.
 
 pub mod migrate;
+pub mod security;
 pub mod sessions;
 pub mod settings;
 pub mod users;

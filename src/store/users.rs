@@ -177,3 +177,18 @@ pub async fn set_admin(db: &impl GenericClient, userid: i64, admin: bool) -> Sto
         .await?;
     Ok(db.execute(&stmt, &[&userid, &admin]).await? == 1)
 }
+
+/// Replaces a password hash only if it is still `old` (a rehash that lost a race does nothing).
+pub async fn replace_password_hash(
+    db: &impl GenericClient,
+    userid: i64,
+    old: &str,
+    new: &str,
+) -> StoreResult<bool> {
+    let stmt = db
+        .prepare_cached(
+            "UPDATE users SET password_hash = $3 WHERE userid = $1 AND password_hash = $2",
+        )
+        .await?;
+    Ok(db.execute(&stmt, &[&userid, &old, &new]).await? == 1)
+}

@@ -1,0 +1,113 @@
+//! The audit trail at the API's edge: recording administrative security events with the
+//! caller's address, listing events (`GET /v1/audit`), and unlocking a throttled account
+//! (`DELETE /v1/users/{userid}/lock`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::body::{path_id, query};
+use super::client::client_addr;
+use super::credentials::require_admin;
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::store::security as store;
+
+/// Records a security event caused by this request; failures are logged, never fatal.
+pub async fn note(
+    state: &AppState,
+    req: &HttpRequest,
+    kind: &str,
+    userid: Option<i64>,
+    detail: Option<Value>,
+) {
+    let core = &state.services.core;
+    if let Ok(db) = core.db().await {
+        core.guard
+            .record(
+                &db,
+                core.clock.now(),
+                kind,
+                userid,
+                None,
+                client_addr(req, state),
+                detail,
+            )
+            .await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+    userid: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct EventView {
+    event_id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    kind: String,
+    userid: Option<i64>,
+    username: Option<String>,
+    client_addr: Option<String>,
+    instance: String,
+    detail: Option<Value>,
+}
+
+/// `GET /v1/audit?after=ID&limit=N&userid=U`: security events, oldest first.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let q: AuditQuery = query(&req)?;
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100);
+    if after < 0 || !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_call(
+            "after must not be negative and limit must be between 1 and 1000",
+        ));
+    }
+    let db = state.services.core.db().await?;
+    let events = store::list_events(&db, after, limit, q.userid).await?;
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.event_id))
+        .flatten();
+    let views: Vec<EventView> = events
+        .into_iter()
+        .map(|e| EventView {
+            event_id: e.event_id,
+            at: e.at,
+            kind: e.kind,
+            userid: e.userid,
+            username: e.username,
+            client_addr: e.client_addr,
+            instance: e.instance,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "events": views, "next_after": next_after })))
+}
+
+/// `DELETE /v1/users/{userid}/lock`: lifts a brute-force lock of the account.
+pub async fn unlock(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    require_admin(&req, &state).await?;
+    let userid = path_id(&req, "userid")?;
+    let user = state.services.users.find_by_id(userid).await?;
+    let db = state.services.core.db().await?;
+    let was_locked = state
+        .services
+        .core
+        .guard
+        .unlock(&db, &user.username)
+        .await?;
+    note(
+        &state,
+        &req,
+        "unlock",
+        Some(userid),
+        Some(json!({ "was_throttled": was_locked })),
+    )
+    .await;
+    Ok(HttpResponse::NoContent().finish())
+}

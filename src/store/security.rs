@@ -1,0 +1,143 @@
+//! The `login_failures` table (brute-force throttling shared by every instance) and the
+//! `audit_events` table (security events).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{GenericClient, StoreError, StoreResult};
+
+/// When the throttle row `(scope, key)` is locked until, if it is locked at `now`.
+pub async fn locked_until(
+    db: &impl GenericClient,
+    scope: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let stmt = db
+        .prepare_cached("SELECT locked_until FROM login_failures WHERE scope = $1 AND key = $2 AND locked_until > $3")
+        .await?;
+    match db.query_opt(&stmt, &[&scope, &key, &now]).await? {
+        Some(row) => row.try_get(0).map_err(StoreError::Db),
+        None => Ok(None),
+    }
+}
+
+/// Counts one failure (starting over when the last one is older than `window_secs`); returns
+/// the number of failures in the current window.
+pub async fn record_failure(
+    db: &impl GenericClient,
+    scope: &str,
+    key: &str,
+    now: DateTime<Utc>,
+    window_secs: f64,
+) -> StoreResult<i32> {
+    const SQL: &str = "INSERT INTO login_failures AS f (scope, key, failures, first_failure_at, last_failure_at)
+                       VALUES ($1, $2, 1, $3, $3)
+                       ON CONFLICT (scope, key) DO UPDATE SET
+                         failures = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN 1 ELSE f.failures + 1 END,
+                         first_failure_at = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN $3 ELSE f.first_failure_at END,
+                         last_failure_at = $3
+                       RETURNING failures";
+    let stmt = db.prepare_cached(SQL).await?;
+    db.query_one(&stmt, &[&scope, &key, &now, &window_secs])
+        .await?
+        .try_get(0)
+        .map_err(StoreError::Db)
+}
+
+pub async fn lock(
+    db: &impl GenericClient,
+    scope: &str,
+    key: &str,
+    until: DateTime<Utc>,
+) -> StoreResult<()> {
+    let stmt = db
+        .prepare_cached("UPDATE login_failures SET locked_until = $3 WHERE scope = $1 AND key = $2")
+        .await?;
+    db.execute(&stmt, &[&scope, &key, &until]).await?;
+    Ok(())
+}
+
+/// Forgets the failures of `(scope, key)`; returns whether there were any.
+pub async fn clear(db: &impl GenericClient, scope: &str, key: &str) -> StoreResult<bool> {
+    let stmt = db
+        .prepare_cached("DELETE FROM login_failures WHERE scope = $1 AND key = $2")
+        .await?;
+    Ok(db.execute(&stmt, &[&scope, &key]).await? > 0)
+}
+
+/// Deletes throttle rows whose last failure is older than `before` and that are not locked.
+pub async fn purge_failures(db: &impl GenericClient, before: DateTime<Utc>) -> StoreResult<u64> {
+    let stmt = db
+        .prepare_cached("DELETE FROM login_failures WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until < $1)")
+        .await?;
+    Ok(db.execute(&stmt, &[&before]).await?)
+}
+
+/// One security event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub event_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub userid: Option<i64>,
+    pub username: Option<String>,
+    pub client_addr: Option<String>,
+    pub instance: String,
+    pub detail: Option<Value>,
+}
+
+pub async fn record_event(db: &impl GenericClient, e: &AuditEvent) -> StoreResult<()> {
+    const SQL: &str =
+        "INSERT INTO audit_events (at, kind, userid, username, client_addr, instance, detail)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let stmt = db.prepare_cached(SQL).await?;
+    db.execute(
+        &stmt,
+        &[
+            &e.at,
+            &e.kind,
+            &e.userid,
+            &e.username,
+            &e.client_addr,
+            &e.instance,
+            &e.detail,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Events with `event_id > after` (of one user when `userid` is given), oldest first.
+pub async fn list_events(
+    db: &impl GenericClient,
+    after: i64,
+    limit: i64,
+    userid: Option<i64>,
+) -> StoreResult<Vec<AuditEvent>> {
+    const SQL: &str = "SELECT event_id, at, kind, userid, username, client_addr, instance, detail FROM audit_events
+                       WHERE event_id > $1 AND ($3::bigint IS NULL OR userid = $3) ORDER BY event_id LIMIT $2";
+    let stmt = db.prepare_cached(SQL).await?;
+    let rows = db.query(&stmt, &[&after, &limit, &userid]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEvent {
+                event_id: r.try_get(0).map_err(StoreError::Db)?,
+                at: r.try_get(1).map_err(StoreError::Db)?,
+                kind: r.try_get(2).map_err(StoreError::Db)?,
+                userid: r.try_get(3).map_err(StoreError::Db)?,
+                username: r.try_get(4).map_err(StoreError::Db)?,
+                client_addr: r.try_get(5).map_err(StoreError::Db)?,
+                instance: r.try_get(6).map_err(StoreError::Db)?,
+                detail: r.try_get(7).map_err(StoreError::Db)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn purge_events(db: &impl GenericClient, before: DateTime<Utc>) -> StoreResult<u64> {
+    let stmt = db
+        .prepare_cached("DELETE FROM audit_events WHERE at < $1")
+        .await?;
+    Ok(db.execute(&stmt, &[&before]).await?)
+}
