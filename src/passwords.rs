@@ -99,6 +99,7 @@ impl PasswordHasher {
             Some(h) => (h, true),
             None => (self.decoy_hash.clone(), false),
         };
+        let password = crate::domain::validate::normalize_password(&password);
         let matched = self
             .run(move |argon2| verify_with(&argon2, &password, &hash))
             .await?;

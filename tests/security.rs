@@ -1,0 +1,331 @@
+//! Security behaviour: brute-force throttling (per account, per address, across instances,
+//! reset and unlock), no user enumeration by timing, rehash on login, the password policy and
+//! the audit trail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::TestApp;
+
+fn strict(s: &mut pgusers::config::Settings) {
+    s.throttle.account_failures = 3;
+    s.throttle.address_failures = 100;
+    s.throttle.base_lock = Duration::from_secs(30);
+}
+
+async fn login_as(
+    app: &TestApp,
+    base: &str,
+    username: &str,
+    password: &str,
+    from: &str,
+) -> support::Reply {
+    let r = app
+        .http
+        .post(format!("{base}/v1/login"))
+        .header("X-Forwarded-For", from)
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    TestApp::reply(r).await
+}
+
+#[actix_web::test]
+async fn an_account_is_locked_after_the_configured_failures_and_a_success_resets_it() {
+    let app = TestApp::start_with(strict).await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    for _ in 0..3 {
+        let r = login_as(&app, &app.base, "alice", "wrong-pass", "203.0.113.1").await;
+        assert_eq!(r.code(), "INVALID_CREDENTIALS");
+    }
+    let r = login_as(&app, &app.base, "ALICE", "s3cret-pass", "203.0.113.2").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS"),
+        "even the right password, from anywhere"
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+
+    app.clock.advance(chrono::Duration::seconds(31));
+    let r = login_as(&app, &app.base, "alice", "s3cret-pass", "203.0.113.1").await;
+    assert_eq!(r.status, StatusCode::CREATED, "the lock ends");
+    for _ in 0..2 {
+        login_as(&app, &app.base, "alice", "wrong-pass", "203.0.113.1").await;
+    }
+    let r = login_as(&app, &app.base, "alice", "s3cret-pass", "203.0.113.1").await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "the success reset the counter, so two failures do not lock"
+    );
+}
+
+#[actix_web::test]
+async fn locks_escalate_and_unknown_accounts_lock_the_same_way() {
+    let app = TestApp::start_with(strict).await;
+    for _ in 0..3 {
+        login_as(&app, &app.base, "ghost", "wrong-pass", "203.0.113.9").await;
+    }
+    let first = login_as(&app, &app.base, "ghost", "wrong-pass", "203.0.113.9").await;
+    assert_eq!(
+        first.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a lock says nothing about existence"
+    );
+    app.clock.advance(chrono::Duration::seconds(31));
+    login_as(&app, &app.base, "ghost", "wrong-pass", "203.0.113.9").await;
+    let second = login_as(&app, &app.base, "ghost", "wrong-pass", "203.0.113.9").await;
+    let retry: u64 = second.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 30, "the second lock is longer: {retry}");
+}
+
+#[actix_web::test]
+async fn a_lock_holds_on_every_instance_and_an_admin_can_lift_it() {
+    let a = TestApp::start_with(strict).await;
+    let b = a.another_instance(strict).await;
+    let id = a.create_user("bob", "s3cret-pass", false).await;
+    for _ in 0..3 {
+        login_as(&a, &a.base, "bob", "wrong-pass", "198.51.100.7").await;
+    }
+    let on_b = login_as(&a, &b.base, "bob", "s3cret-pass", "198.51.100.8").await;
+    assert_eq!(
+        on_b.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "spreading attempts over instances does not help"
+    );
+
+    let r = a
+        .admin(Method::DELETE, &format!("/v1/users/{id}/lock"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        login_as(&a, &b.base, "bob", "s3cret-pass", "198.51.100.8")
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let r = a.admin(Method::DELETE, "/v1/users/999/lock", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn one_address_trying_many_accounts_is_throttled_but_others_are_not() {
+    let app = TestApp::start_with(|s| {
+        s.throttle.address_failures = 4;
+        s.throttle.account_failures = 100;
+    })
+    .await;
+    app.create_user("carol", "s3cret-pass", false).await;
+    for i in 0..4 {
+        login_as(
+            &app,
+            &app.base,
+            &format!("user{i}"),
+            "wrong-pass",
+            "192.0.2.66",
+        )
+        .await;
+    }
+    let r = login_as(&app, &app.base, "carol", "s3cret-pass", "192.0.2.66").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let r = login_as(&app, &app.base, "carol", "s3cret-pass", "192.0.2.67").await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "another address is not affected"
+    );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[actix_web::test]
+async fn unknown_users_and_wrong_passwords_take_the_same_time() {
+    let app = TestApp::start_with(|s| {
+        s.password.argon2_memory_kib = 4096;
+        s.password.argon2_iterations = 2;
+        s.password.hash_threads = 1;
+        s.throttle.account_failures = 10_000;
+        s.throttle.address_failures = 10_000;
+    })
+    .await;
+    app.create_user("dave", "s3cret-pass", false).await;
+    let time = |username: &'static str| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let r = app
+                .post(
+                    "/v1/login",
+                    None,
+                    json!({"username": username, "password": "wrong-pass"}),
+                )
+                .await;
+            assert_eq!(r.code(), "INVALID_CREDENTIALS");
+            started.elapsed()
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..25 {
+        known.push(time("dave").await);
+        unknown.push(time("nobody-here").await);
+    }
+    let (k, u) = (median(known), median(unknown));
+    let diff = if k > u { k - u } else { u - k };
+    eprintln!("login failure medians: known user {k:?}, unknown user {u:?}");
+    assert!(k > Duration::from_millis(2), "hashing happened: {k:?}");
+    assert!(
+        diff <= k.max(u) / 4 + Duration::from_millis(3),
+        "known {k:?} vs unknown {u:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_password_hashed_with_old_parameters_is_rehashed_at_login() {
+    let app = TestApp::start().await;
+    app.create_user("erin", "s3cret-pass", false).await;
+    let hash = |app: &TestApp| {
+        let db = app.db.config.clone();
+        async move {
+            let client = support::connect(&db).await;
+            client
+                .query_one("SELECT password_hash FROM users", &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
+        }
+    };
+    let before = hash(&app).await;
+    assert!(before.contains("m=256,t=1,p=1"), "{before}");
+    let stronger = app
+        .another_instance(|s| {
+            s.password.argon2_memory_kib = 1024;
+            s.password.argon2_iterations = 2;
+        })
+        .await;
+    let r = app
+        .http
+        .post(format!("{}/v1/login", stronger.base))
+        .json(&json!({"username": "erin", "password": "s3cret-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let after = hash(&app).await;
+    assert!(after.contains("m=1024,t=2,p=1"), "{after}");
+    app.login("erin", "s3cret-pass").await;
+}
+
+#[actix_web::test]
+async fn passwords_are_normalised_and_common_ones_refused() {
+    let app = TestApp::start().await;
+    let composed = "caf\u{e9}-latt\u{e9}-42";
+    let decomposed = "cafe\u{301}-latte\u{301}-42";
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"username": "fay", "password": composed, "email": "f@x.org"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    app.login("fay", decomposed).await;
+    for common in ["password", "Password1", "qwertyuiop", "12345678"] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/v1/users",
+                Some(json!({"username": "gus", "password": common, "email": "g@x.org"})),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_CALL", "{common}");
+        assert!(r.body["message"].as_str().unwrap().contains("common"));
+    }
+}
+
+#[actix_web::test]
+async fn security_events_are_recorded_listed_and_purged() {
+    let app = TestApp::start_with(strict).await;
+    let id = app.create_user("hal", "s3cret-pass", false).await;
+    login_as(&app, &app.base, "hal", "s3cret-pass", "203.0.113.50").await;
+    for _ in 0..3 {
+        login_as(&app, &app.base, "hal", "wrong-pass", "203.0.113.51").await;
+    }
+    app.admin(Method::DELETE, &format!("/v1/users/{id}/lock"), None)
+        .await;
+    app.admin(
+        Method::PUT,
+        &format!("/v1/users/{id}/password"),
+        Some(json!({"new_password": "n3w-secret"})),
+    )
+    .await;
+    app.admin(
+        Method::PUT,
+        &format!("/v1/users/{id}/admin"),
+        Some(json!({"admin": true})),
+    )
+    .await;
+    app.admin(Method::DELETE, &format!("/v1/sessions?userid={id}"), None)
+        .await;
+    app.admin(Method::DELETE, &format!("/v1/users/{id}"), None)
+        .await;
+
+    let r = app.admin(Method::GET, "/v1/audit?limit=1000", None).await;
+    let events = r.body["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "login_success",
+        "login_failure",
+        "lockout",
+        "unlock",
+        "password_changed",
+        "admin_changed",
+        "sessions_killed",
+        "user_deleted",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let success = events
+        .iter()
+        .find(|e| e["kind"] == "login_success")
+        .unwrap();
+    assert_eq!(success["userid"], id);
+    assert_eq!(success["client_addr"], "203.0.113.50");
+    assert!(!success["instance"].as_str().unwrap().is_empty());
+    let failure = events
+        .iter()
+        .find(|e| e["kind"] == "login_failure")
+        .unwrap();
+    assert_eq!(failure["client_addr"], "203.0.113.51");
+    assert!(!r.text.contains("wrong-pass") && !r.text.contains("s3cret-pass"));
+
+    let mine = app
+        .admin(Method::GET, &format!("/v1/audit?userid={id}"), None)
+        .await;
+    assert!(mine.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["userid"] == id));
+    assert_eq!(app.get("/v1/audit", None).await.code(), "UNAUTHENTICATED");
+
+    app.clock.advance(chrono::Duration::days(91));
+    app.daemon.services.janitor.run_now().await.unwrap();
+    let r = app.admin(Method::GET, "/v1/audit", None).await;
+    assert!(
+        r.body["events"].as_array().unwrap().is_empty(),
+        "events older than the retention are purged"
+    );
+}
