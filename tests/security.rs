@@ -183,7 +183,7 @@ async fn unknown_users_and_wrong_passwords_take_the_same_time() {
         unknown.push(time("nobody-here").await);
     }
     let (k, u) = (median(known), median(unknown));
-    let diff = if k > u { k - u } else { u - k };
+    let diff = k.abs_diff(u);
     eprintln!("login failure medians: known user {k:?}, unknown user {u:?}");
     assert!(k > Duration::from_millis(2), "hashing happened: {k:?}");
     assert!(
