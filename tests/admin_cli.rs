@@ -860,3 +860,60 @@ async fn with_no_database_configured_the_running_embedded_cluster_is_used() {
         "the embedded cluster stopped with the daemon: {out:?}"
     );
 }
+
+#[actix_web::test]
+async fn an_admin_unlocks_an_account_and_reads_the_audit_trail_from_the_command_line() {
+    let app = TestApp::start_on(TestDb::create().await, |s| s.throttle.account_failures = 2).await;
+    let cli = Cli::for_db(&app.db.config);
+    let id = app.create_user("locked", "s3cret-pass", false).await;
+    for _ in 0..2 {
+        app.post(
+            "/v1/login",
+            None,
+            serde_json::json!({"username": "locked", "password": "nope-nope"}),
+        )
+        .await;
+    }
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            serde_json::json!({"username": "locked", "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!(r.code(), "TOO_MANY_REQUESTS");
+
+    let out = cli.run(&["user", "unlock", "locked"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("unlocked"), "{}", out.stdout);
+    app.login("locked", "s3cret-pass").await;
+    let out = cli.run(&["user", "unlock", "nobody-at-all"], None).await;
+    assert_eq!(out.code, 1);
+
+    let out = cli.run(&["audit", "list", "locked", "--json"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"login_failure")
+            && kinds.contains(&"lockout")
+            && kinds.contains(&"login_success"),
+        "{kinds:?}"
+    );
+    assert!(events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["userid"] == id));
+    let table = cli.run(&["audit", "list"], None).await;
+    assert!(
+        table.stdout.starts_with("ID") && table.stdout.contains("lockout"),
+        "{}",
+        table.stdout
+    );
+}

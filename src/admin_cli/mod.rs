@@ -35,6 +35,7 @@
 //! - 3: database unavailable: cannot connect (or the embedded PostgreSQL is not running), or a
 //!   query failed.
 
+mod audit;
 mod connect;
 mod output;
 mod prompt;
@@ -59,6 +60,9 @@ pub enum AdminCommand {
     /// List or kill sessions.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Read the audit trail of security events.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Runs one admin command with the daemon's configuration.
@@ -66,6 +70,7 @@ pub async fn run(cmd: AdminCommand, settings: Settings) -> ExitCode {
     let result = match cmd {
         AdminCommand::User(c) => users::run(c, &settings).await,
         AdminCommand::Sessions(c) => sessions::run(c, &settings).await,
+        AdminCommand::Audit(c) => audit::run(c, &settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

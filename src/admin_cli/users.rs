@@ -63,6 +63,12 @@ pub enum UserCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// Lift a brute-force lock of the user's account.
+    Unlock {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+    },
     /// Delete a user and every session of the user (asks for confirmation unless --yes).
     Delete {
         /// Username, email, or #USERID.
@@ -95,6 +101,7 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings) -> Outcome {
         UserCommand::Admin { user, remove } => {
             set_admin(&connect::open(settings).await?, &user, !remove).await
         }
+        UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user).await,
         UserCommand::Delete { user, yes } => {
             if !yes && !prompt::interactive() {
                 return Err(Failure::BadInput(
@@ -309,6 +316,19 @@ async fn set_admin(db: &Database, spec: &str, admin: bool) -> Outcome {
         "is now an administrator"
     } else {
         "is no longer an administrator"
+    };
+    output::emit(&format!("'{}' {state}\n", user.username));
+    Ok(())
+}
+
+async fn unlock(db: &Database, spec: &str) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    let key = crate::guard::account_key(&user.username);
+    let was_locked = crate::store::security::clear(&db.client, "account", &key).await?;
+    let state = if was_locked {
+        "unlocked"
+    } else {
+        "was not throttled"
     };
     output::emit(&format!("'{}' {state}\n", user.username));
     Ok(())
