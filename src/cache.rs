@@ -85,6 +85,37 @@ impl CachedSession {
     }
 }
 
+/// Each entry is trusted for 75–100 % of `cache_max_age` (spread by its key, which is random),
+/// so entries loaded together (after a restart or a flush) are not all re-read together.
+struct Jittered(Duration);
+
+impl Jittered {
+    fn lifetime(&self, key: &KeyDigest) -> Duration {
+        self.0 * (768 + u32::from(key.0[0])) / 1024
+    }
+}
+
+impl moka::Expiry<KeyDigest, Arc<CachedSession>> for Jittered {
+    fn expire_after_create(
+        &self,
+        key: &KeyDigest,
+        _: &Arc<CachedSession>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.lifetime(key))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &KeyDigest,
+        _: &Arc<CachedSession>,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.lifetime(key))
+    }
+}
+
 /// Hot sessions by key digest. All methods are cheap and thread-safe.
 pub struct SessionCache {
     entries: Option<moka::sync::Cache<KeyDigest, Arc<CachedSession>>>,
@@ -104,7 +135,7 @@ impl SessionCache {
         let entries = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(max_age)
+                .expire_after(Jittered(max_age))
                 .build()
         });
         Self {

@@ -284,7 +284,11 @@ async fn wait_for_signals(
             _ = int.recv() => { tracing::info!("SIGINT received"); return ExitCode::SUCCESS; }
             _ = hup.recv() => {
                 notifier.reloading();
+                let janitor_was = current.janitor.interval;
                 reload(daemon, sources, &mut current, log);
+                if current.janitor.interval != janitor_was {
+                    daemon.services.janitor.reschedule().await;
+                }
                 notifier.ready();
             }
         }

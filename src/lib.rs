@@ -15,6 +15,7 @@ pub mod invalidation;
 pub mod metrics;
 pub mod ops;
 pub mod passwords;
+pub mod refresh_queue;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -70,6 +70,9 @@ impl Daemon {
             h.stop(true).await;
         }
         self.handle.stop(true).await;
+        if let Err(e) = self.services.sessions.flush().await {
+            tracing::warn!(error = %e, "could not write the pending expiry refreshes");
+        }
         self.services.janitor.stop().await;
         self.pool.close();
     }
@@ -132,6 +135,7 @@ pub async fn build(
         tunables: Arc::new(Tunables::new(&settings)),
         hasher: Arc::new(hasher),
         min_password_chars: settings.password.min_length,
+        refreshes: Arc::default(),
         guard: Arc::new(crate::guard::Guard::new(
             settings.throttle.clone(),
             settings.audit.clone(),

@@ -14,6 +14,7 @@ use crate::store::StoreError;
 pub struct JanitorActor {
     core: Core,
     batch: i64,
+    next_run: Option<actix::SpawnHandle>,
 }
 
 /// An arbitrary constant naming the janitor's advisory lock: one instance purges at a time.
@@ -70,20 +71,27 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
 }
 
 impl JanitorActor {
-    fn schedule(&self, ctx: &mut Context<Self>) {
-        ctx.run_later(self.core.tunables.janitor_interval(), |actor, ctx| {
-            let work = purge(actor.core.clone(), actor.batch)
-                .into_actor(actor)
-                .map(|result, actor, ctx| {
-                    match result {
-                        Ok(0) => tracing::debug!("janitor: nothing to purge"),
-                        Ok(n) => tracing::info!(purged = n, "janitor: purged expired sessions"),
-                        Err(e) => tracing::warn!(error = %e, "janitor: purge failed; will retry"),
-                    }
-                    actor.schedule(ctx);
-                });
-            ctx.spawn(work);
-        });
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if let Some(pending) = self.next_run.take() {
+            ctx.cancel_future(pending);
+        }
+        self.next_run = Some(
+            ctx.run_later(self.core.tunables.janitor_interval(), |actor, ctx| {
+                let work = purge(actor.core.clone(), actor.batch)
+                    .into_actor(actor)
+                    .map(|result, actor, ctx| {
+                        match result {
+                            Ok(0) => tracing::debug!("janitor: nothing to purge"),
+                            Ok(n) => tracing::info!(purged = n, "janitor: purged expired sessions"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "janitor: purge failed; will retry")
+                            }
+                        }
+                        actor.schedule(ctx);
+                    });
+                ctx.spawn(work);
+            }),
+        );
     }
 }
 
@@ -109,6 +117,20 @@ impl Handler<RunNow> for JanitorActor {
 
     fn handle(&mut self, _: RunNow, _: &mut Context<Self>) -> Self::Result {
         Box::pin(purge(self.core.clone(), self.batch).into_actor(self))
+    }
+}
+
+/// Re-arms the timer with the current interval (after a reload changed it).
+#[derive(Message)]
+#[rtype(result = "Result<(), ApiError>")]
+struct Reschedule;
+
+impl Handler<Reschedule> for JanitorActor {
+    type Result = Result<(), ApiError>;
+
+    fn handle(&mut self, _: Reschedule, ctx: &mut Context<Self>) -> Self::Result {
+        self.schedule(ctx);
+        Ok(())
     }
 }
 
@@ -139,13 +161,23 @@ impl JanitorHandle {
 
     pub(super) fn start(core: Core, batch: i64) -> Self {
         Self {
-            addr: JanitorActor { core, batch }.start(),
+            addr: JanitorActor {
+                core,
+                batch,
+                next_run: None,
+            }
+            .start(),
         }
     }
 
     /// Purges now (tests and operators); returns the number of sessions deleted.
     pub async fn run_now(&self) -> Result<u64, ApiError> {
         ask(&self.addr, RunNow).await
+    }
+
+    /// Applies a changed `janitor.interval` now rather than after the pending wait.
+    pub async fn reschedule(&self) {
+        let _ = ask(&self.addr, Reschedule).await;
     }
 
     pub async fn stop(&self) {

@@ -32,6 +32,7 @@ pub struct Core {
     pub hasher: Arc<PasswordHasher>,
     pub min_password_chars: usize,
     pub guard: Arc<crate::guard::Guard>,
+    pub refreshes: Arc<crate::refresh_queue::RefreshQueue>,
 }
 
 impl Core {

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
+    WrapFuture,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -13,6 +16,7 @@ use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{CheckOutcome, METRICS};
+use crate::refresh_queue::PendingRefresh;
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
@@ -26,6 +30,19 @@ pub struct SessionActor {
 
 impl Actor for SessionActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(FLUSH_EVERY, |actor, ctx| {
+            let work = flush_refreshes(actor.core.clone())
+                .into_actor(actor)
+                .map(|result, _, _| {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "could not write expiry refreshes; will retry");
+                    }
+                });
+            ctx.spawn(work);
+        });
+    }
 }
 
 #[derive(Message)]
@@ -63,27 +80,51 @@ impl Handler<Create> for SessionActor {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "Result<bool, ApiError>")]
-struct Refresh {
-    digest: KeyDigest,
-    expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
+/// How often pending expiry refreshes are written.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Writes every pending expiry refresh in one statement; sessions that no longer exist are
+/// evicted; on failure the refreshes are put back for the next round.
+async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
+    let pending = core.refreshes.take();
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let digests: Vec<&[u8]> = pending.iter().map(|(d, _)| d.as_bytes()).collect();
+    let expires: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.expires_at).collect();
+    let seen: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.seen_at).collect();
+    let written = match core.db().await {
+        Ok(db) => store::refresh_many(&db, &digests, &expires, &seen)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(found) => {
+            let found: std::collections::HashSet<KeyDigest> = found.into_iter().collect();
+            for (digest, _) in &pending {
+                if !found.contains(digest) {
+                    core.cache.evict_key(digest);
+                }
+            }
+            Ok(pending.len())
+        }
+        Err(e) => {
+            core.refreshes.put_back(pending);
+            Err(e)
+        }
+    }
 }
 
-impl Handler<Refresh> for SessionActor {
-    type Result = ResponseFuture<Result<bool, ApiError>>;
+#[derive(Message)]
+#[rtype(result = "Result<usize, ApiError>")]
+struct Flush;
 
-    fn handle(&mut self, msg: Refresh, _: &mut Context<Self>) -> Self::Result {
-        let core = self.core.clone();
-        Box::pin(async move {
-            let db = core.db().await?;
-            let found = store::refresh(&db, &msg.digest, msg.expires_at, msg.now).await?;
-            if !found {
-                core.cache.evict_key(&msg.digest);
-            }
-            Ok(found)
-        })
+impl Handler<Flush> for SessionActor {
+    type Result = ResponseFuture<Result<usize, ApiError>>;
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(flush_refreshes(self.core.clone()))
     }
 }
 
@@ -216,21 +257,15 @@ impl SessionHandle {
                     wanted,
                     self.core.tunables.refresh_interval(),
                 ) {
-                    match ask(
-                        &self.addr,
-                        Refresh {
-                            digest,
+                    // Written behind, in a batch, within FLUSH_EVERY: no database work here.
+                    entry.set_stored_expires_at(wanted);
+                    self.core.refreshes.push(
+                        digest,
+                        PendingRefresh {
                             expires_at: wanted,
-                            now,
+                            seen_at: now,
                         },
-                    )
-                    .await
-                    {
-                        Ok(true) => entry.set_stored_expires_at(wanted),
-                        Ok(false) => return Err(ApiError::SessionNotFound),
-                        // The cached answer stands; the refresh is retried by the next check.
-                        Err(e) => tracing::warn!(error = %e, "could not write a session refresh"),
-                    }
+                    );
                 }
                 return Ok(entry);
             }
@@ -258,18 +293,13 @@ impl SessionHandle {
         let wanted = slide(now, self.core.tunables.ttl(), session.max_expires_at);
         let mut stored = session.expires_at;
         if needs_refresh(stored, wanted, self.core.tunables.refresh_interval()) {
-            if !ask(
-                &self.addr,
-                Refresh {
-                    digest,
+            self.core.refreshes.push(
+                digest,
+                PendingRefresh {
                     expires_at: wanted,
-                    now,
+                    seen_at: now,
                 },
-            )
-            .await?
-            {
-                return Err(ApiError::SessionNotFound);
-            }
+            );
             stored = wanted;
         }
         Ok(self.remember(digest, &session, stored, wanted, epoch))
@@ -399,6 +429,11 @@ impl SessionHandle {
             admin: user.admin,
             expires_at,
         })
+    }
+
+    /// Writes the pending expiry refreshes now (shutdown, tests); returns how many.
+    pub async fn flush(&self) -> ApiResult<usize> {
+        ask(&self.addr, Flush).await
     }
 
     /// Ends the session with this key; false when there was none.

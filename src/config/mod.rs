@@ -283,7 +283,7 @@ impl Default for Settings {
                 argon2_iterations: 2,
                 argon2_parallelism: 1,
                 hash_threads: 0,
-                hash_queue_limit: 1024,
+                hash_queue_limit: 64,
             },
             forward_auth: ForwardAuthSettings {
                 header_user: "X-User".into(),

@@ -92,20 +92,26 @@ pub async fn lookup(
     }))
 }
 
-/// Writes a slid expiry; false when the session no longer exists.
-pub async fn refresh(
+/// Writes many slid expiries in one statement; returns the digests of the sessions that still
+/// exist (the others were deleted meanwhile).
+pub async fn refresh_many(
     db: &impl GenericClient,
-    digest: &KeyDigest,
-    expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> StoreResult<bool> {
-    const SQL: &str =
-        "UPDATE sessions SET expires_at = $2, last_seen_at = $3 WHERE key_digest = $1";
+    digests: &[&[u8]],
+    expires: &[DateTime<Utc>],
+    seen: &[DateTime<Utc>],
+) -> StoreResult<Vec<KeyDigest>> {
+    const SQL: &str = "UPDATE sessions s SET expires_at = v.e, last_seen_at = v.n
+                       FROM unnest($1::bytea[], $2::timestamptz[], $3::timestamptz[]) AS v(d, e, n)
+                       WHERE s.key_digest = v.d RETURNING s.key_digest";
     let stmt = db.prepare_cached(SQL).await?;
-    Ok(db
-        .execute(&stmt, &[&digest.as_bytes(), &expires_at, &now])
-        .await?
-        == 1)
+    let rows = db.query(&stmt, &[&digests, &expires, &seen]).await?;
+    rows.iter()
+        .map(|r| {
+            let bytes: Vec<u8> = get(r, 0)?;
+            KeyDigest::from_slice(&bytes)
+                .ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
+        })
+        .collect()
 }
 
 /// Deletes the session with this key; returns its owner when there was one.

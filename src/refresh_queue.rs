@@ -1,0 +1,99 @@
+//! Expiry refreshes waiting to be written: a check that slides a session's expiry far enough
+//! queues it here instead of writing on the request path; the session actor writes the whole
+//! queue in one statement a few times a second (and on shutdown).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::KeyDigest;
+
+/// A slid expiry to store, and when the session was last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRefresh {
+    pub expires_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// Pending refreshes by key digest; a later refresh of the same session replaces an earlier one.
+#[derive(Default)]
+pub struct RefreshQueue {
+    pending: Mutex<HashMap<KeyDigest, PendingRefresh>>,
+}
+
+impl RefreshQueue {
+    pub fn push(&self, digest: KeyDigest, refresh: PendingRefresh) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending
+                .entry(digest)
+                .and_modify(|p| {
+                    if refresh.seen_at >= p.seen_at {
+                        *p = refresh;
+                    }
+                })
+                .or_insert(refresh);
+        }
+    }
+
+    /// Takes everything pending.
+    pub fn take(&self) -> Vec<(KeyDigest, PendingRefresh)> {
+        self.pending
+            .lock()
+            .map(|mut p| p.drain().collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts back refreshes that could not be written (a newer one for the same key wins).
+    pub fn put_back(&self, refreshes: Vec<(KeyDigest, PendingRefresh)>) {
+        for (digest, refresh) in refreshes {
+            self.push(digest, refresh);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn the_latest_refresh_of_a_session_wins_and_take_empties_the_queue() {
+        let q = RefreshQueue::default();
+        let d = KeyDigest::of("k");
+        let t = Utc::now();
+        q.push(
+            d,
+            PendingRefresh {
+                expires_at: t + Duration::seconds(10),
+                seen_at: t,
+            },
+        );
+        q.push(
+            d,
+            PendingRefresh {
+                expires_at: t + Duration::seconds(20),
+                seen_at: t + Duration::seconds(1),
+            },
+        );
+        q.put_back(vec![(
+            d,
+            PendingRefresh {
+                expires_at: t,
+                seen_at: t - Duration::seconds(1),
+            },
+        )]);
+        let taken = q.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].1.expires_at, t + Duration::seconds(20));
+        assert!(q.is_empty());
+    }
+}
