@@ -228,6 +228,12 @@ pub async fn build(
                         let _ = std::fs::remove_file(path);
                     }
                     let listener = UnixListener::bind(path).map_err(|e| listen_err(&shown, e))?;
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode =
+                            std::fs::Permissions::from_mode(settings.server.unix_socket_mode);
+                        std::fs::set_permissions(path, mode).map_err(|e| listen_err(&shown, e))?;
+                    }
                     server = server
                         .listen_uds(listener)
                         .map_err(|e| listen_err(&shown, e))?;

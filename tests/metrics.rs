@@ -112,3 +112,37 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
 }
+
+#[actix_web::test]
+async fn a_unix_socket_listener_serves_with_the_configured_mode() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pgusers.sock");
+    let socket = path.clone();
+    let app = TestApp::start_with(move |s| {
+        s.server
+            .listen
+            .push(pgusers::config::ListenAddr::Unix(socket));
+        s.server.unix_socket_mode = 0o600;
+    })
+    .await;
+    assert!(app.daemon.addresses.iter().any(|a| a.starts_with("unix:")));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let reply = tokio::task::spawn_blocking(move || {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+        "{reply}"
+    );
+}

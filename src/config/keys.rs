@@ -90,6 +90,10 @@ pub const KEYS: &[KeyDef] = &[
         "PGUSERS_LISTEN",
     )),
     key(
+        "server.unix_socket_mode",
+        "permissions of unix: listeners, in octal",
+    ),
+    key(
         "server.instance_name",
         "this instance's name in the audit trail (default: the host name)",
     ),
@@ -321,6 +325,14 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
                 return Err("needs at least one address".into());
             }
             s.server.listen = addrs;
+        }
+        "server.unix_socket_mode" => {
+            let text = raw.string()?;
+            s.server.unix_socket_mode =
+                u32::from_str_radix(text.trim().trim_start_matches("0o"), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o777)
+                    .ok_or_else(|| format!("'{text}' is not an octal mode such as 0660"))?;
         }
         "server.instance_name" => {
             let name = raw.string()?;

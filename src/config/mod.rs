@@ -114,6 +114,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: Vec<ListenAddr>,
+    /// Permissions of Unix-socket listeners (e.g. 0o660: owner and group may connect).
+    pub unix_socket_mode: u32,
     pub instance_name: String,
     pub max_body_bytes: usize,
     pub max_extra_data_bytes: usize,
@@ -253,6 +255,7 @@ impl Default for Settings {
             },
             server: ServerSettings {
                 listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
+                unix_socket_mode: 0o660,
                 instance_name: default_instance_name(),
                 max_body_bytes: 64 * 1024,
                 max_extra_data_bytes: 16 * 1024,
