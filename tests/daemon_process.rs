@@ -221,3 +221,72 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
         );
     }
 }
+
+#[tokio::test]
+async fn socket_activation_serves_on_the_inherited_listener() {
+    let Some(activate) = [
+        "/usr/bin/systemd-socket-activate",
+        "/bin/systemd-socket-activate",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-socket-activate is missing (apt install systemd)"
+        );
+        eprintln!("SKIP: systemd-socket-activate is not installed");
+        return;
+    };
+    let db = TestDb::create().await;
+    let port = free_port();
+    let host = match &db.config.get_hosts()[0] {
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+    };
+    let mut child = Command::new(activate)
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        .args([
+            "-E",
+            "PGUSERS_HOST",
+            "-E",
+            "PGUSERS_PORT",
+            "-E",
+            "PGUSERS_ADMIN",
+            "-E",
+            "PGUSERS_USERSPACE",
+            "-E",
+            "PGUSERS_LISTEN",
+        ])
+        .arg(env!("CARGO_BIN_EXE_pgusers"))
+        .arg("serve")
+        .env("PGUSERS_HOST", host)
+        .env("PGUSERS_PORT", db.config.get_ports()[0].to_string())
+        .env("PGUSERS_ADMIN", db.config.get_user().unwrap())
+        .env("PGUSERS_USERSPACE", &db.name)
+        // Ignored: the inherited socket replaces server.listen.
+        .env("PGUSERS_LISTEN", "127.0.0.1:1")
+        .env_remove("PGUSERS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let status = loop {
+        match http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => break 200,
+            _ if started.elapsed() > Duration::from_secs(30) => break 0,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    signal(&child, Signal::SIGTERM);
+    let _ = child.wait();
+    assert_eq!(
+        status, 200,
+        "the daemon served on the socket systemd handed it"
+    );
+}
