@@ -26,7 +26,7 @@ pub struct Guard {
 /// The throttle key of an account: its name without regard to case (whether or not it exists,
 /// so a lock says nothing about existence).
 pub fn account_key(username: &str) -> String {
-    username.to_lowercase()
+    username.to_lowercase().replace('\0', "\u{fffd}")
 }
 
 fn seconds(d: std::time::Duration) -> Duration {
@@ -140,7 +140,7 @@ impl Guard {
             at: now,
             kind: kind.to_string(),
             userid,
-            username: username.map(str::to_string),
+            username: username.map(|u| u.replace('\0', "\u{fffd}")),
             client_addr: client.map(|c| c.to_string()),
             instance: self.instance.clone(),
             detail,

@@ -10,18 +10,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::free_port;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 use support::{TestDb, TOKEN};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();

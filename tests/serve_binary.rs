@@ -2,17 +2,13 @@
 //! file (0600) without logging the token, serves the walk-through, and stops cleanly on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::free_port;
 
 #[tokio::test]
 async fn the_first_command_of_the_readme_works_from_nothing() {

@@ -418,3 +418,77 @@ async fn deleting_a_user_ends_their_sessions() {
         .unwrap();
     assert!(left.is_empty());
 }
+
+#[actix_web::test]
+async fn nul_characters_are_refused_or_not_found_never_a_server_error() {
+    let app = TestApp::start().await;
+    let id = app.create_user("nul", "s3cret-pass", false).await;
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            Some(json!({"extra_data": {"k": "a\u{0}b"}})),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_CALL");
+    let r = app.admin(Method::POST, "/v1/users", Some(json!({"username": "n2", "password": "s3cret-pass", "email": "n2@x", "extra_data": {"\u{0}": 1}}))).await;
+    assert_eq!(r.code(), "BAD_CALL");
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "nul", "password": "s3cret-pass", "extra_data": ["\u{0}"]}),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_CALL");
+    let r = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "n\u{0}ul", "password": "s3cret-pass"}),
+        )
+        .await;
+    assert_eq!(r.code(), "INVALID_CREDENTIALS");
+    assert_eq!(
+        app.admin(Method::GET, "/v1/users?username=a%00b", None)
+            .await
+            .code(),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/v1/users?email=a%00b", None)
+            .await
+            .code(),
+        "NOT_FOUND"
+    );
+    let form = app
+        .http
+        .post(format!("{}/login", app.base))
+        .form(&[("username", "a\u{0}b"), ("password", "s3cret-pass")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn null_is_not_a_username_email_or_old_password() {
+    let app = TestApp::start().await;
+    let id = app.create_user("nully", "s3cret-pass", false).await;
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            Some(json!({"email": null, "extra_data": {"a": 1}})),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_CALL");
+    let r = app
+        .admin(
+            Method::PUT,
+            &format!("/v1/users/{id}/password"),
+            Some(json!({"new_password": "n3w-secret", "old_password": null})),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_CALL");
+}

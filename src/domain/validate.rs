@@ -73,8 +73,24 @@ pub fn new_password(password: &str, min_chars: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// `extra_data` once serialised must fit in `max_bytes`.
+/// Whether a JSON value holds a NUL character in any string or key (PostgreSQL's `jsonb` and
+/// `text` cannot store it).
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
+        _ => false,
+    }
+}
+
+/// `extra_data` once serialised must fit in `max_bytes` and hold no NUL character.
 pub fn extra_data(value: &serde_json::Value, max_bytes: usize) -> Result<(), Invalid> {
+    if contains_nul(value) {
+        return Err(invalid("extra_data must not contain NUL characters"));
+    }
     let size = serde_json::to_vec(value)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -124,6 +140,13 @@ mod tests {
             !err.0.contains("short"),
             "the message never echoes the password"
         );
+    }
+
+    #[test]
+    fn extra_data_refuses_nul_characters_anywhere() {
+        assert!(extra_data(&serde_json::json!({"k": "a\u{0}b"}), 100).is_err());
+        assert!(extra_data(&serde_json::json!({"k\u{0}": 1}), 100).is_err());
+        assert!(extra_data(&serde_json::json!([["\u{0}"]]), 100).is_err());
     }
 
     #[test]

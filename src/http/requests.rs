@@ -29,10 +29,10 @@ pub struct UserFindQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserModifyRequest {
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub extra_data: Option<Option<Value>>,
 }
@@ -41,8 +41,8 @@ pub struct UserModifyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UserPasswordRequest {
     pub new_password: String,
-    #[serde(default)]
-    pub old_password: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub old_password: Option<Option<String>>,
 }
 
 #[derive(Deserialize)]

@@ -95,7 +95,11 @@ pub async fn modify(
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: UserModifyRequest = body.json()?;
-    if r.username.is_none() && r.email.is_none() && r.extra_data.is_none() {
+    if matches!(r.username, Some(None)) || matches!(r.email, Some(None)) {
+        return Err(ApiError::bad_call("username and email cannot be null"));
+    }
+    let (username, email) = (r.username.flatten(), r.email.flatten());
+    if username.is_none() && email.is_none() && r.extra_data.is_none() {
         return Err(ApiError::bad_call(
             "nothing to change: give username, email or extra_data",
         ));
@@ -107,7 +111,7 @@ pub async fn modify(
     let user = state
         .services
         .users
-        .modify(userid, r.username, r.email, extra)
+        .modify(userid, username, email, extra)
         .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
@@ -128,13 +132,18 @@ pub async fn change_password(
     let admin = require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: UserPasswordRequest = body.json()?;
+    if matches!(r.old_password, Some(None)) {
+        return Err(ApiError::bad_call(
+            "old_password cannot be null (leave it out instead)",
+        ));
+    }
     state
         .services
         .users
         .change_password(PasswordChange {
             userid,
             new_password: r.new_password,
-            old_password: r.old_password,
+            old_password: r.old_password.flatten(),
             keep: admin.own_session_of(userid),
         })
         .await?;

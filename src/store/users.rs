@@ -87,6 +87,10 @@ pub async fn find_by_username(
     db: &impl GenericClient,
     username: &str,
 ) -> StoreResult<Option<UserRow>> {
+    // No account can have a NUL in its name (PostgreSQL text cannot hold one).
+    if username.contains('\0') {
+        return Ok(None);
+    }
     find_one(
         db,
         &format!("SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)"),
@@ -97,6 +101,9 @@ pub async fn find_by_username(
 
 /// Looks a user up by email, ignoring letter case.
 pub async fn find_by_email(db: &impl GenericClient, email: &str) -> StoreResult<Option<UserRow>> {
+    if email.contains('\0') {
+        return Ok(None);
+    }
     find_one(
         db,
         &format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"),

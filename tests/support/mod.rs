@@ -14,6 +14,15 @@ use serde_json::{json, Value};
 
 pub const TOKEN: &str = "test-api-token-0123456789";
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
 /// Where test databases live: an external server or our private cluster.
 struct Server {
     base: tokio_postgres::Config,
