@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::domain::KeyDigest;
 use crate::store::sessions::SessionIdentity;
@@ -21,14 +21,16 @@ pub struct CachedSession {
     pub username: Box<str>,
     pub email: Box<str>,
     pub admin: bool,
-    pub extra_data: Option<Value>,
-    pub max_expires_at: Option<DateTime<Utc>>,
+    /// The session's extra data, kept as its JSON text (smaller than a parsed value).
+    pub extra_data: Option<Box<RawValue>>,
+    /// The absolute end of the session in milliseconds since the epoch; 0 when there is none.
+    max_expires_at_ms: i64,
     /// The true expiry (milliseconds since the epoch), slid by every check.
     expires_at_ms: AtomicI64,
     /// The expiry last written to the database.
     stored_expires_at_ms: AtomicI64,
-    user_generation: u64,
-    user_evictions_seen: u64,
+    user_generation: u32,
+    user_evictions_seen: u32,
 }
 
 fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -44,8 +46,8 @@ impl CachedSession {
         s: &SessionIdentity,
         stored: DateTime<Utc>,
         expires: DateTime<Utc>,
-        user_generation: u64,
-        user_evictions_seen: u64,
+        user_generation: u32,
+        user_evictions_seen: u32,
     ) -> Self {
         Self {
             session_id: s.session_id,
@@ -53,8 +55,11 @@ impl CachedSession {
             username: s.username.clone().into_boxed_str(),
             email: s.email.clone().into_boxed_str(),
             admin: s.admin,
-            extra_data: s.extra_data.clone(),
-            max_expires_at: s.max_expires_at,
+            extra_data: s
+                .extra_data
+                .as_ref()
+                .and_then(|v| serde_json::value::to_raw_value(v).ok()),
+            max_expires_at_ms: s.max_expires_at.map(to_ms).unwrap_or(0),
             expires_at_ms: AtomicI64::new(to_ms(expires)),
             stored_expires_at_ms: AtomicI64::new(to_ms(stored)),
             user_generation,
@@ -65,6 +70,10 @@ impl CachedSession {
     /// A session answer that is not kept in the cache (caching disabled or raced).
     pub fn detached(s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>) -> Self {
         Self::build(s, stored, expires, 0, 0)
+    }
+
+    pub fn max_expires_at(&self) -> Option<DateTime<Utc>> {
+        (self.max_expires_at_ms != 0).then(|| from_ms(self.max_expires_at_ms))
     }
 
     pub fn expires_at(&self) -> DateTime<Utc> {
@@ -82,37 +91,6 @@ impl CachedSession {
     pub fn set_stored_expires_at(&self, at: DateTime<Utc>) {
         self.stored_expires_at_ms
             .store(to_ms(at), Ordering::Release);
-    }
-}
-
-/// Each entry is trusted for 75–100 % of `cache_max_age` (spread by its key, which is random),
-/// so entries loaded together (after a restart or a flush) are not all re-read together.
-struct Jittered(Duration);
-
-impl Jittered {
-    fn lifetime(&self, key: &KeyDigest) -> Duration {
-        self.0 * (768 + u32::from(key.0[0])) / 1024
-    }
-}
-
-impl moka::Expiry<KeyDigest, Arc<CachedSession>> for Jittered {
-    fn expire_after_create(
-        &self,
-        key: &KeyDigest,
-        _: &Arc<CachedSession>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(self.lifetime(key))
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &KeyDigest,
-        _: &Arc<CachedSession>,
-        _: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.lifetime(key))
     }
 }
 
@@ -135,7 +113,7 @@ impl SessionCache {
         let entries = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .expire_after(Jittered(max_age))
+                .time_to_live(max_age)
                 .build()
         });
         Self {
@@ -170,8 +148,8 @@ impl SessionCache {
             return None;
         }
         let entry = self.entries.as_ref()?.get(digest)?;
-        if entry.user_evictions_seen != self.user_evictions.load(Ordering::Acquire)
-            && entry.user_generation != self.generation_of(entry.userid)
+        if entry.user_evictions_seen != self.user_evictions.load(Ordering::Acquire) as u32
+            && entry.user_generation != self.generation_of(entry.userid) as u32
         {
             return None;
         }
@@ -197,12 +175,12 @@ impl SessionCache {
         if !self.trusted.load(Ordering::SeqCst) {
             return None;
         }
-        let user_evictions_seen = self.user_evictions.load(Ordering::SeqCst);
+        let user_evictions_seen = self.user_evictions.load(Ordering::SeqCst) as u32;
         let entry = Arc::new(CachedSession::build(
             s,
             stored_expires_at,
             expires_at,
-            self.generation_of(s.userid),
+            self.generation_of(s.userid) as u32,
             user_evictions_seen,
         ));
         cache.insert(digest, entry.clone());

@@ -250,7 +250,7 @@ impl SessionHandle {
         METRICS.cache(cached.is_some());
         if let Some(entry) = cached {
             if now < entry.expires_at() {
-                let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at);
+                let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at());
                 entry.set_expires_at(wanted);
                 if needs_refresh(
                     entry.stored_expires_at(),
