@@ -101,10 +101,10 @@ fn bodies(data: &[u8]) {
         extra(&r.extra_data);
     }
     if let Some(r) = parse::<UserModifyRequest>(&body, data) {
-        if let Some(name) = &r.username {
+        if let Some(Some(name)) = &r.username {
             let _ = validate::username(name);
         }
-        if let Some(address) = &r.email {
+        if let Some(Some(address)) = &r.email {
             let _ = validate::email(address);
         }
         if let Some(value) = &r.extra_data {

@@ -45,8 +45,9 @@ pub fn session_cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         let Ok(text) = value.to_str() else { continue };
         for pair in text.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {
+                let v = v.trim_matches('"');
                 if k == name && !v.is_empty() {
-                    return Some(v.trim_matches('"'));
+                    return Some(v);
                 }
             }
         }
