@@ -148,7 +148,7 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
             }
         }
     }
-    read_secret_files(&mut settings, &sources.env, &mut problems);
+    read_secret_files(&mut settings, &mut problems);
 
     if problems.is_empty() {
         Ok(settings)
@@ -186,13 +186,8 @@ fn unknown_keys(config: &Config) -> Vec<String> {
 }
 
 /// Reads `*_file` secrets, and the systemd credential `db-password` when no password is set.
-fn read_secret_files(
-    settings: &mut Settings,
-    env: &[(String, String)],
-    problems: &mut Vec<String>,
-) {
+fn read_secret_files(settings: &mut Settings, problems: &mut Vec<String>) {
     let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let _ = env;
     if settings.database.password.is_none() {
         let file = settings.database.password_file.clone().or_else(|| {
             credentials_dir
@@ -202,9 +197,11 @@ fn read_secret_files(
         });
         if let Some(path) = file {
             match std::fs::read_to_string(&path) {
+                // An empty file (e.g. the placeholder systemd-tmpfiles creates) means no password.
                 Ok(text) => {
+                    let password = text.trim_end_matches(['\r', '\n']);
                     settings.database.password =
-                        Some(Secret::new(text.trim_end_matches(['\r', '\n'])))
+                        (!password.is_empty()).then(|| Secret::new(password));
                 }
                 Err(e) => problems.push(format!(
                     "database.password_file: cannot read {}: {e}",
