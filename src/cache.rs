@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
+use crate::domain::keys::BuildDigestHasher;
 use crate::domain::KeyDigest;
 use crate::store::sessions::SessionIdentity;
 
@@ -96,7 +97,7 @@ impl CachedSession {
 
 /// Hot sessions by key digest. All methods are cheap and thread-safe.
 pub struct SessionCache {
-    entries: Option<moka::sync::Cache<KeyDigest, Arc<CachedSession>>>,
+    entries: Option<moka::sync::Cache<KeyDigest, Arc<CachedSession>, BuildDigestHasher>>,
     /// Bumped by every invalidation, so a load that raced one discards its result.
     epoch: AtomicU64,
     /// Bumped by every per-user invalidation; lets hits skip the generation lookup.
@@ -114,7 +115,7 @@ impl SessionCache {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(max_age)
-                .build()
+                .build_with_hasher(BuildDigestHasher::default())
         });
         Self {
             entries,
