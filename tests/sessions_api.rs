@@ -130,16 +130,23 @@ async fn checks_slide_the_expiry_and_an_unchecked_session_expires_then_is_purged
     assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
 }
 
-#[actix_web::test]
-async fn the_stored_expiry_is_written_at_most_once_per_refresh_interval() {
+/// A daemon with a one-hour TTL and a one-minute refresh interval, a user `name` logged in,
+/// and the session's stored expiry at login.
+async fn hour_long_session(name: &str) -> (TestApp, String, chrono::DateTime<chrono::Utc>) {
     let app = TestApp::start_with(|s| {
         s.session.ttl = std::time::Duration::from_secs(3600);
         s.session.refresh_interval = std::time::Duration::from_secs(60);
     })
     .await;
-    app.create_user("dan", "s3cret-pass", false).await;
-    let key = app.login("dan", "s3cret-pass").await;
+    app.create_user(name, "s3cret-pass", false).await;
+    let key = app.login(name, "s3cret-pass").await;
     let at_login = app.stored_expiry(&key).await.unwrap();
+    (app, key, at_login)
+}
+
+#[actix_web::test]
+async fn the_stored_expiry_is_written_at_most_once_per_refresh_interval() {
+    let (app, key, at_login) = hour_long_session("dan").await;
     app.clock.advance(Duration::seconds(30));
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     app.daemon.services.sessions.flush().await.unwrap();
@@ -621,14 +628,7 @@ async fn a_bug_answers_internal_with_a_correlation_id() {
 
 #[actix_web::test]
 async fn shutting_down_writes_the_pending_expiry_refreshes() {
-    let app = TestApp::start_with(|s| {
-        s.session.ttl = std::time::Duration::from_secs(3600);
-        s.session.refresh_interval = std::time::Duration::from_secs(60);
-    })
-    .await;
-    app.create_user("quin", "s3cret-pass", false).await;
-    let key = app.login("quin", "s3cret-pass").await;
-    let at_login = app.stored_expiry(&key).await.unwrap();
+    let (app, key, at_login) = hour_long_session("quin").await;
     app.clock.advance(Duration::seconds(600));
     assert_eq!(app.check(&key).await.status, StatusCode::OK);
     app.daemon.shutdown().await;
