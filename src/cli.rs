@@ -157,6 +157,7 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
             embedded::Options {
                 durable: true,
                 remove_on_exit: false,
+                ..Default::default()
             },
         )
     })

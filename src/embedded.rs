@@ -49,11 +49,15 @@ pub fn find_binaries() -> Result<PathBuf, String> {
 }
 
 /// Tuning for throwaway clusters (tests): durability traded for speed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub durable: bool,
     /// Remove the whole directory once the cluster has stopped.
     pub remove_on_exit: bool,
+    /// Also listen on 127.0.0.1 at this port (tests of TLS, which needs TCP).
+    pub tcp_port: Option<u16>,
+    /// Extra server settings, `name=value` (e.g. `ssl=on`).
+    pub settings: Vec<String>,
 }
 
 /// A running embedded cluster. Dropping it stops the server.
@@ -143,6 +147,11 @@ impl EmbeddedPostgres {
         &self.dir
     }
 
+    /// The port the server answers on (its socket file is named after it too).
+    pub fn port(&self) -> u16 {
+        self.options.tcp_port.unwrap_or(PORT)
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.join("pgdata")
     }
@@ -230,12 +239,16 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
             .arg(&self.dir)
             .args([
                 "-p",
-                &PORT.to_string(),
-                "-c",
-                "listen_addresses=",
+                &self.port().to_string(),
                 "-c",
                 "unix_socket_permissions=0700",
             ])
+            .arg("-c")
+            .arg(if self.options.tcp_port.is_some() {
+                "listen_addresses=127.0.0.1"
+            } else {
+                "listen_addresses="
+            })
             .args(["-c", "max_connections=200", "-c", "shared_buffers=128MB"]);
         if !self.options.durable {
             cmd.args([
@@ -246,6 +259,9 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
                 "-c",
                 "full_page_writes=off",
             ]);
+        }
+        for setting in &self.options.settings {
+            cmd.args(["-c", setting]);
         }
         if self.options.remove_on_exit {
             cmd.env("PGUSERS_EMBEDDED_REMOVE", &self.dir);
@@ -276,7 +292,15 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
                 .command("pg_isready")
                 .arg("-h")
                 .arg(&self.dir)
-                .args(["-p", &PORT.to_string(), "-U", ROLE, "-d", "postgres", "-q"])
+                .args([
+                    "-p",
+                    &self.port().to_string(),
+                    "-U",
+                    ROLE,
+                    "-d",
+                    "postgres",
+                    "-q",
+                ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
@@ -304,7 +328,7 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
         cfg.host_path(&self.dir)
-            .port(PORT)
+            .port(self.port())
             .user(ROLE)
             .dbname(dbname);
         cfg

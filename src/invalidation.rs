@@ -90,6 +90,7 @@ impl ListenerStatus {
 
 /// Starts the listener task on the current actix/tokio runtime.
 pub fn spawn(
+    tls: crate::store::tls::PgTls,
     mut config: tokio_postgres::Config,
     cache: Arc<SessionCache>,
     sessions: SessionHandle,
@@ -99,7 +100,7 @@ pub fn spawn(
     actix_web::rt::spawn(async move {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match listen_once(&config, &cache, &sessions, &status_tx).await {
+            match listen_once(&config, tls.clone(), &cache, &sessions, &status_tx).await {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
                     tracing::warn!(error = %e, "invalidation listener: cannot connect; the cache is bypassed")
@@ -120,11 +121,12 @@ pub fn spawn(
 /// One connection's life: subscribe, trust the cache, apply notifications until it breaks.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: crate::store::tls::PgTls,
     cache: &SessionCache,
     sessions: &SessionHandle,
     status: &watch::Sender<Subscription>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let driver = actix_web::rt::spawn(async move {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {

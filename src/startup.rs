@@ -95,9 +95,11 @@ pub enum StartupError {
 /// the pool.
 pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupError> {
     let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
+    let tls = store::tls_connector(&settings.database).map_err(StartupError::Config)?;
     let pool = store::build_pool(
         pg_config,
         settings.database.pool_size,
+        tls,
         settings.database.connect_timeout,
     )
     .map_err(StartupError::Config)?;
@@ -148,7 +150,9 @@ pub async fn build(
         .load_ttl()
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?;
+    let listener_tls = store::tls_connector(&settings.database).map_err(StartupError::Config)?;
     let mut listener = invalidation::spawn(
+        listener_tls,
         pg_config,
         services.core.cache.clone(),
         services.sessions.clone(),

@@ -24,6 +24,7 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
                 embedded::Options {
                     durable: false,
                     remove_on_exit: false,
+                    ..Default::default()
                 },
             )
             .unwrap()

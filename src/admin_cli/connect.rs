@@ -26,7 +26,9 @@ pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
     let db_settings = effective(settings)?;
     let cfg = store::connect_config(&db_settings).map_err(Failure::BadInput)?;
     let target = describe(&cfg);
-    let pool = store::build_pool(cfg, 1, db_settings.connect_timeout).map_err(Failure::BadInput)?;
+    let tls = store::tls_connector(&db_settings).map_err(Failure::BadInput)?;
+    let pool =
+        store::build_pool(cfg, 1, tls, db_settings.connect_timeout).map_err(Failure::BadInput)?;
     let client = pool.get().await.map_err(|e| {
         Failure::Unavailable(format!(
             "cannot connect to the database ({target}): {}",

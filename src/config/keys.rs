@@ -71,6 +71,14 @@ pub const KEYS: &[KeyDef] = &[
     env(key("database.port", "port"), "PGUSERS_PORT"),
     key("database.pool_size", "connections in the pool"),
     key(
+        "database.sslmode",
+        "disable, prefer, require, verify-ca or verify-full (TLS through rustls)",
+    ),
+    key(
+        "database.sslrootcert",
+        "CA certificate file (PEM) for verify-ca and verify-full",
+    ),
+    key(
         "database.connect_timeout",
         "how long to wait for a connection before answering UNAVAILABLE",
     ),
@@ -311,6 +319,10 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "database.password_file" => s.database.password_file = raw.opt_string()?.map(PathBuf::from),
         "database.host" => s.database.host = raw.opt_string()?,
         "database.port" => s.database.port = Some(raw.positive()?),
+        "database.sslmode" => {
+            s.database.sslmode = Some(crate::store::tls::SslPolicy::parse(&raw.string()?)?)
+        }
+        "database.sslrootcert" => s.database.sslrootcert = raw.opt_string()?.map(PathBuf::from),
         "database.pool_size" => s.database.pool_size = at_least(raw.positive()?, 1)?,
         "database.connect_timeout" => s.database.connect_timeout = raw.duration()?,
         "database.embedded" => s.database.embedded = raw.bool()?,

@@ -107,6 +107,9 @@ pub struct DatabaseSettings {
     pub port: Option<u16>,
     pub pool_size: usize,
     pub connect_timeout: Duration,
+    /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
+    pub sslmode: Option<crate::store::tls::SslPolicy>,
+    pub sslrootcert: Option<PathBuf>,
     pub embedded: bool,
     pub embedded_dir: PathBuf,
 }
@@ -249,6 +252,8 @@ impl Default for Settings {
                 host: None,
                 port: None,
                 pool_size: 16,
+                sslmode: None,
+                sslrootcert: None,
                 connect_timeout: Duration::from_secs(5),
                 embedded: false,
                 embedded_dir: PathBuf::from(".pgusers"),

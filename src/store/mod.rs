@@ -4,6 +4,7 @@ pub mod migrate;
 pub mod security;
 pub mod sessions;
 pub mod settings;
+pub mod tls;
 pub mod users;
 
 use std::str::FromStr;
@@ -11,7 +12,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 pub use deadpool_postgres::GenericClient;
 
@@ -135,6 +135,9 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
                 .into(),
         );
     }
+    if let Some(policy) = db.sslmode {
+        cfg.ssl_mode(policy.ssl_mode());
+    }
     cfg.connect_timeout(db.connect_timeout);
     cfg.application_name("pgusers");
     Ok(cfg)
@@ -180,14 +183,23 @@ fn replace_ports(cfg: tokio_postgres::Config, port: u16) -> tokio_postgres::Conf
 }
 
 /// A pool whose waits are bounded, so an unreachable database answers UNAVAILABLE quickly.
+/// The TLS connector the settings ask for (see `tls`).
+pub fn tls_connector(db: &DatabaseSettings) -> Result<crate::store::tls::PgTls, String> {
+    tls::connector(
+        db.sslmode.unwrap_or(tls::SslPolicy::Prefer),
+        db.sslrootcert.as_deref(),
+    )
+}
+
 pub fn build_pool(
     cfg: tokio_postgres::Config,
     size: usize,
+    tls: crate::store::tls::PgTls,
     timeout: Duration,
 ) -> Result<Pool, String> {
     let manager = Manager::from_config(
         cfg,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

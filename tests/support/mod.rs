@@ -51,6 +51,7 @@ fn server() -> &'static Server {
                 embedded::Options {
                     durable: false,
                     remove_on_exit: true,
+                    ..Default::default()
                 },
             )
             .expect("cannot start a throwaway PostgreSQL for the tests");
