@@ -342,6 +342,13 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
         }
     }
     daemon.services.core.tunables.apply_config(&fresh);
+    match daemon.reload_tls() {
+        Ok(true) => changed.push("HTTPS certificate re-read".into()),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot re-read the HTTPS certificate; keeping the old one")
+        }
+    }
     current.session = fresh.session.clone();
     current.janitor = fresh.janitor.clone();
     current.log = fresh.log.clone();

@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod https;
 pub mod invalidation;
 pub mod metrics;
 pub mod ops;

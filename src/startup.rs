@@ -14,6 +14,7 @@ use crate::cache::SessionCache;
 use crate::clock::SharedClock;
 use crate::config::{ListenAddr, Settings};
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
+use crate::https::ReloadableCert;
 use crate::invalidation::{self, ListenerStatus};
 use crate::passwords::PasswordHasher;
 use crate::store::{self, migrate};
@@ -41,9 +42,20 @@ pub struct Daemon {
     pub state: web::Data<AppState>,
     /// Whether the invalidation listener is subscribed.
     pub listener: ListenerStatus,
+    /// The HTTPS addresses actually bound, and their reloadable certificate.
+    pub tls_addresses: Vec<String>,
+    pub tls: Option<Arc<ReloadableCert>>,
 }
 
 impl Daemon {
+    /// Re-reads the HTTPS certificate and key (SIGHUP); the old pair stays on a problem.
+    pub fn reload_tls(&self) -> Result<bool, String> {
+        match &self.tls {
+            Some(cert) => cert.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Runs the server on the current actix system; the returned task ends when it stops.
     pub fn spawn(&mut self) -> actix_web::rt::task::JoinHandle<std::io::Result<()>> {
         if let Some(metrics) = self.metrics_server.take() {
@@ -246,6 +258,35 @@ pub async fn build(
             }
         }
     }
+    let mut tls_addresses = Vec::new();
+    let tls = match (
+        &settings.server.tls_cert_file,
+        &settings.server.tls_key_file,
+    ) {
+        _ if settings.server.tls_listen.is_empty() => None,
+        (Some(cert), Some(key)) => {
+            Some(ReloadableCert::open(cert, key).map_err(StartupError::Config)?)
+        }
+        _ => {
+            return Err(StartupError::Config(
+                "server.tls_listen needs server.tls_cert_file and server.tls_key_file".into(),
+            ))
+        }
+    };
+    if let Some(cert) = &tls {
+        for addr in &settings.server.tls_listen {
+            let listener = TcpListener::bind(addr).map_err(|e| listen_err(addr, e))?;
+            let bound = listener
+                .local_addr()
+                .map(|l| l.to_string())
+                .unwrap_or_else(|_| addr.clone());
+            let config = cert.server_config().map_err(StartupError::Config)?;
+            server = server
+                .listen_rustls_0_23(listener, config)
+                .map_err(|e| listen_err(addr, e))?;
+            tls_addresses.push(bound);
+        }
+    }
     let server = server.run();
     let handle = server.handle();
     let (metrics_server, metrics_address) =
@@ -269,6 +310,8 @@ pub async fn build(
         pool,
         state,
         listener,
+        tls_addresses,
+        tls,
     })
 }
 

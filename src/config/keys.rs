@@ -101,6 +101,18 @@ pub const KEYS: &[KeyDef] = &[
         "server.unix_socket_mode",
         "permissions of unix: listeners, in octal",
     ),
+    list(key(
+        "server.tls_listen",
+        "addresses served over HTTPS (host:port)",
+    )),
+    key(
+        "server.tls_cert_file",
+        "PEM certificate chain of the HTTPS listener (re-read on SIGHUP)",
+    ),
+    key(
+        "server.tls_key_file",
+        "PEM private key of the HTTPS listener (re-read on SIGHUP)",
+    ),
     key(
         "server.instance_name",
         "this instance's name in the audit trail (default: the host name)",
@@ -338,6 +350,17 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
             }
             s.server.listen = addrs;
         }
+        "server.tls_listen" => {
+            let addrs = raw.list()?;
+            for a in &addrs {
+                use std::net::ToSocketAddrs;
+                a.to_socket_addrs()
+                    .map_err(|_| format!("'{a}' is not host:port"))?;
+            }
+            s.server.tls_listen = addrs;
+        }
+        "server.tls_cert_file" => s.server.tls_cert_file = raw.opt_string()?.map(PathBuf::from),
+        "server.tls_key_file" => s.server.tls_key_file = raw.opt_string()?.map(PathBuf::from),
         "server.unix_socket_mode" => {
             let text = raw.string()?;
             s.server.unix_socket_mode =

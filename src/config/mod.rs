@@ -119,6 +119,10 @@ pub struct ServerSettings {
     pub listen: Vec<ListenAddr>,
     /// Permissions of Unix-socket listeners (e.g. 0o660: owner and group may connect).
     pub unix_socket_mode: u32,
+    /// Addresses served over HTTPS with `tls_cert_file` / `tls_key_file`.
+    pub tls_listen: Vec<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub instance_name: String,
     pub max_body_bytes: usize,
     pub max_extra_data_bytes: usize,
@@ -261,6 +265,9 @@ impl Default for Settings {
             server: ServerSettings {
                 listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
                 unix_socket_mode: 0o660,
+                tls_listen: Vec::new(),
+                tls_cert_file: None,
+                tls_key_file: None,
                 instance_name: default_instance_name(),
                 max_body_bytes: 64 * 1024,
                 max_extra_data_bytes: 16 * 1024,

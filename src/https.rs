@@ -1,0 +1,88 @@
+//! The daemon's own HTTPS listener: a rustls server whose certificate and key are read from
+//! files and re-read on SIGHUP without dropping a connection (a bad new pair keeps the old one).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+
+/// The current certificate, swappable while serving.
+pub struct ReloadableCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for ReloadableCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadableCert")
+            .field("cert_file", &self.cert_file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn load(
+    cert_file: &Path,
+    key_file: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert_file)?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert_file.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut read(key_file)?.as_slice())
+        .map_err(|e| format!("{}: {e}", key_file.display()))?
+        .ok_or_else(|| format!("{} holds no private key", key_file.display()))?;
+    let key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+    Ok(CertifiedKey::new(certs, key))
+}
+
+impl ReloadableCert {
+    pub fn open(cert_file: &Path, key_file: &Path) -> Result<Arc<Self>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let first = load(cert_file, key_file, &provider)?;
+        Ok(Arc::new(Self {
+            cert_file: cert_file.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            provider,
+            current: RwLock::new(Arc::new(first)),
+        }))
+    }
+
+    /// Re-reads the files; on a problem the current certificate stays and the problem is returned.
+    pub fn reload(&self) -> Result<(), String> {
+        let fresh = load(&self.cert_file, &self.key_file, &self.provider)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(fresh);
+        }
+        Ok(())
+    }
+
+    /// A rustls server configuration that always presents the current certificate.
+    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig, String> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
