@@ -758,7 +758,13 @@ async fn a_kill_here_ends_a_cached_session_in_the_running_daemon() {
     let cli = Cli::for_db(&app.db.config);
     let out = cli.run(&["sessions", "kill", "alice"], None).await;
     assert_eq!(out.stdout.trim(), "killed 1 session(s)", "{out:?}");
-    let r = app.check(&key).await;
+    // The database notifies the daemon; that takes a moment across processes (bounded: 1 s).
+    let started = Instant::now();
+    let mut r = app.check(&key).await;
+    while r.status != StatusCode::UNAUTHORIZED && started.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r = app.check(&key).await;
+    }
     assert_eq!(
         r.status,
         StatusCode::UNAUTHORIZED,
@@ -776,7 +782,12 @@ async fn an_admin_change_here_is_seen_by_the_running_daemon_on_the_next_check() 
     let cli = Cli::for_db(&app.db.config);
     let out = cli.run(&["user", "admin", "alice"], None).await;
     assert_eq!(out.code, 0, "{out:?}");
-    let r = app.check(&key).await;
+    let started = Instant::now();
+    let mut r = app.check(&key).await;
+    while r.body["admin"] != true && started.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        r = app.check(&key).await;
+    }
     assert_eq!(r.body["admin"], true, "stale admin flag: {r:?}");
 }
 
