@@ -7,20 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::TestApp;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use support::{openssl, TestApp};
 
 /// A CA named `name` and a certificate it signed for localhost and 127.0.0.1.
 fn issue(dir: &Path, name: &str) {

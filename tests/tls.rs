@@ -5,6 +5,8 @@
 
 mod support;
 
+use support::openssl;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -12,19 +14,6 @@ use std::process::Command;
 use pgusers::config::Settings;
 use pgusers::embedded::{self, EmbeddedPostgres};
 use pgusers::store::tls::SslPolicy;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA, a server certificate it signed for the name `db.internal` only, and an unrelated CA.
 fn certificates(dir: &Path) {
@@ -126,6 +115,19 @@ fn settings(port: u16, host: &str, mode: SslPolicy, ca: &Path) -> Settings {
     s
 }
 
+/// Whether a connection of the pool is encrypted, as the server sees it.
+async fn encrypted(pool: &deadpool_postgres::Pool) -> bool {
+    let client = pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn connections_are_encrypted_and_verified_as_configured() {
     if Command::new("openssl").arg("version").output().is_err() {
@@ -178,16 +180,7 @@ async fn connections_are_encrypted_and_verified_as_configured() {
     ))
     .await
     .expect("verify-ca accepts a certificate of the right CA");
-    let client = pool.get().await.unwrap();
-    let ssl: bool = client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(ssl, "the connection is encrypted");
+    assert!(encrypted(&pool).await, "the connection is encrypted");
 
     // verify-full: the name must match too.
     let err = pgusers::startup::connect_and_migrate(&settings(
@@ -220,14 +213,5 @@ async fn connections_are_encrypted_and_verified_as_configured() {
     ))
     .await
     .expect("require does not check the certificate");
-    let client = pool.get().await.unwrap();
-    let ssl: bool = client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(ssl);
+    assert!(encrypted(&pool).await);
 }
