@@ -89,7 +89,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .name(path)
             .default_service(web::to(method_not_allowed))
     };
+    // The hot paths come first: actix tries resources in order, and each path with a `{segment}`
+    // costs a regex match (perf showed ~8 % of a forward-auth request in regex_lite when
+    // `/v1/auth` came after the `/v1/users/{userid}` family).
     cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(
+            web::resource("/v1/auth")
+                .name("/v1/auth")
+                .route(web::route().to(forward_auth::any_user)),
+        )
+        .service(
+            web::resource("/v1/auth/admin")
+                .name("/v1/auth/admin")
+                .route(web::route().to(forward_auth::admin_only)),
+        )
+        .service(resource("/v1/sessions/check").route(web::post().to(sessions::check)))
         .service(resource("/readyz").route(web::get().to(health::readyz)))
         .service(
             resource("/v1/users")
@@ -114,7 +128,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/audit").route(web::get().to(audit::list)))
         .service(resource("/v1/login").route(web::post().to(sessions::login)))
         .service(resource("/v1/logout").route(web::post().to(sessions::logout)))
-        .service(resource("/v1/sessions/check").route(web::post().to(sessions::check)))
         .service(
             resource("/v1/sessions")
                 .route(web::get().to(sessions::list))
@@ -136,16 +149,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/metrics").route(web::get().to(health::metrics)))
         .service(resource("/v1/openapi.json").route(web::get().to(health::openapi)))
-        .service(
-            web::resource("/v1/auth")
-                .name("/v1/auth")
-                .route(web::route().to(forward_auth::any_user)),
-        )
-        .service(
-            web::resource("/v1/auth/admin")
-                .name("/v1/auth/admin")
-                .route(web::route().to(forward_auth::admin_only)),
-        )
         .service(
             resource("/login")
                 .route(web::get().to(login_page::show))
