@@ -13,6 +13,7 @@ pub mod guard;
 pub mod http;
 pub mod https;
 pub mod invalidation;
+pub mod lookups;
 pub mod metrics;
 pub mod ops;
 pub mod passwords;

@@ -150,6 +150,10 @@ pub async fn build(
         hasher: Arc::new(hasher),
         min_password_chars: settings.password.min_length,
         refreshes: Arc::default(),
+        lookups: Arc::new(crate::lookups::LookupBatcher::for_pool(
+            pool.clone(),
+            settings.database.pool_size,
+        )),
         guard: Arc::new(crate::guard::Guard::new(
             settings.throttle.clone(),
             settings.audit.clone(),

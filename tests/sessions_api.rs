@@ -565,6 +565,38 @@ async fn with_the_cache_disabled_everything_still_works() {
 }
 
 #[actix_web::test]
+async fn concurrent_uncached_checks_each_get_their_own_answer() {
+    // One lookup query at a time (pool of 2): concurrent misses are answered in shared batches,
+    // with repeated keys and unknown keys among them.
+    let app = TestApp::start_with(|s| {
+        s.session.cache_capacity = 0;
+        s.database.pool_size = 2;
+    })
+    .await;
+    let mut keys = Vec::new();
+    for name in ["pia", "quin", "rae"] {
+        app.create_user(name, "s3cret-pass", false).await;
+        keys.push((name, app.login(name, "s3cret-pass").await));
+    }
+    let asked: Vec<(Option<&str>, String)> = (0..60)
+        .map(|i| match i % 4 {
+            3 => (None, format!("{}{i:02}", &keys[0].1[..41])),
+            n => (Some(keys[n].0), keys[n].1.clone()),
+        })
+        .collect();
+    let replies = futures_util::future::join_all(asked.iter().map(|(_, key)| app.check(key))).await;
+    for ((owner, _), reply) in asked.iter().zip(&replies) {
+        match owner {
+            Some(name) => {
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+                assert_eq!(reply.body["username"], *name);
+            }
+            None => assert_eq!(reply.code(), "NOT_FOUND"),
+        }
+    }
+}
+
+#[actix_web::test]
 async fn a_login_flood_beyond_the_hash_queue_gets_429_with_retry_after() {
     let app = TestApp::start_with(|s| {
         s.password.hash_threads = 1;

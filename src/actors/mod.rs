@@ -33,6 +33,8 @@ pub struct Core {
     pub min_password_chars: usize,
     pub guard: Arc<crate::guard::Guard>,
     pub refreshes: Arc<crate::refresh_queue::RefreshQueue>,
+    /// Session lookups for cache misses, batched across concurrent checks.
+    pub lookups: Arc<crate::lookups::LookupBatcher>,
 }
 
 impl Core {

@@ -279,10 +279,7 @@ impl SessionHandle {
         now: DateTime<Utc>,
     ) -> ApiResult<Arc<CachedSession>> {
         let epoch = self.core.cache.epoch();
-        let found = {
-            let db = self.core.db().await?;
-            store::lookup(&db, &digest).await?
-        };
+        let found = self.core.lookups.lookup(digest).await?;
         let Some(session) = found else {
             self.core.cache.evict_key(&digest);
             return Err(ApiError::SessionNotFound);

@@ -1,5 +1,7 @@
 //! The `sessions` table: sessions known by the SHA-256 digest of their key.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -67,29 +69,43 @@ pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<
     get(&row, 0)
 }
 
-pub async fn lookup(
+/// The sessions with these digests, each joined with its user; digests without a session are
+/// simply absent from the answer.
+pub async fn lookup_many(
     db: &impl GenericClient,
-    digest: &KeyDigest,
-) -> StoreResult<Option<SessionIdentity>> {
-    const SQL: &str =
-        "SELECT s.session_id, s.userid, u.username, u.email, u.admin, s.created_at, s.expires_at,
-                              s.max_expires_at, s.extra_data
-                       FROM sessions s JOIN users u ON u.userid = s.userid WHERE s.key_digest = $1";
+    digests: &[KeyDigest],
+) -> StoreResult<HashMap<KeyDigest, SessionIdentity>> {
+    const SQL: &str = "SELECT s.key_digest, s.session_id, s.userid, u.username, u.email, u.admin,
+                              s.created_at, s.expires_at, s.max_expires_at, s.extra_data
+                       FROM sessions s JOIN users u ON u.userid = s.userid
+                       WHERE s.key_digest = ANY($1)";
     let stmt = db.prepare_cached(SQL).await?;
-    let Some(row) = db.query_opt(&stmt, &[&digest.as_bytes()]).await? else {
-        return Ok(None);
-    };
-    Ok(Some(SessionIdentity {
-        session_id: get(&row, 0)?,
-        userid: get(&row, 1)?,
-        username: get(&row, 2)?,
-        email: get(&row, 3)?,
-        admin: get(&row, 4)?,
-        created_at: get(&row, 5)?,
-        expires_at: get(&row, 6)?,
-        max_expires_at: get(&row, 7)?,
-        extra_data: get(&row, 8)?,
-    }))
+    let keys: Vec<&[u8]> = digests.iter().map(KeyDigest::as_bytes).collect();
+    let rows = db.query(&stmt, &[&keys]).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let digest: &[u8] = get(&row, 0)?;
+        let digest = KeyDigest(
+            digest
+                .try_into()
+                .map_err(|_| StoreError::Data("a session key digest is not 32 bytes".into()))?,
+        );
+        found.insert(
+            digest,
+            SessionIdentity {
+                session_id: get(&row, 1)?,
+                userid: get(&row, 2)?,
+                username: get(&row, 3)?,
+                email: get(&row, 4)?,
+                admin: get(&row, 5)?,
+                created_at: get(&row, 6)?,
+                expires_at: get(&row, 7)?,
+                max_expires_at: get(&row, 8)?,
+                extra_data: get(&row, 9)?,
+            },
+        );
+    }
+    Ok(found)
 }
 
 /// Writes many slid expiries in one statement; returns the digests of the sessions that still
