@@ -19,8 +19,10 @@ use crate::store::sessions::SessionIdentity;
 pub struct CachedSession {
     pub session_id: i64,
     pub userid: i64,
-    pub username: Box<str>,
-    pub email: Box<str>,
+    /// The username followed by the email, in one allocation (one fewer memory access per
+    /// check, and less memory per cached session, than two strings).
+    identity: Box<str>,
+    username_len: u32,
     pub admin: bool,
     /// The session's extra data, kept as its JSON text (smaller than a parsed value).
     pub extra_data: Option<Box<RawValue>>,
@@ -50,11 +52,15 @@ impl CachedSession {
         user_generation: u32,
         user_evictions_seen: u32,
     ) -> Self {
+        let mut identity = String::with_capacity(s.username.len() + s.email.len());
+        identity.push_str(&s.username);
+        identity.push_str(&s.email);
         Self {
             session_id: s.session_id,
             userid: s.userid,
-            username: s.username.clone().into_boxed_str(),
-            email: s.email.clone().into_boxed_str(),
+            identity: identity.into_boxed_str(),
+            // Usernames are at most a few hundred bytes (validated on the way in).
+            username_len: u32::try_from(s.username.len()).unwrap_or(u32::MAX),
             admin: s.admin,
             extra_data: s
                 .extra_data
@@ -71,6 +77,18 @@ impl CachedSession {
     /// A session answer that is not kept in the cache (caching disabled or raced).
     pub fn detached(s: &SessionIdentity, stored: DateTime<Utc>, expires: DateTime<Utc>) -> Self {
         Self::build(s, stored, expires, 0, 0)
+    }
+
+    pub fn username(&self) -> &str {
+        self.identity
+            .get(..self.username_len as usize)
+            .unwrap_or(&self.identity)
+    }
+
+    pub fn email(&self) -> &str {
+        self.identity
+            .get(self.username_len as usize..)
+            .unwrap_or_default()
     }
 
     pub fn max_expires_at(&self) -> Option<DateTime<Utc>> {
@@ -252,6 +270,17 @@ mod tests {
 
     fn cache() -> SessionCache {
         SessionCache::new(100, Duration::from_secs(30))
+    }
+
+    #[test]
+    fn username_and_email_come_back_apart() {
+        let mut s = identity(7);
+        s.username = "zoë".into();
+        s.email = "zoë@example.org".into();
+        let now = Utc::now();
+        let cached = CachedSession::detached(&s, now, now);
+        assert_eq!(cached.username(), "zoë");
+        assert_eq!(cached.email(), "zoë@example.org");
     }
 
     #[test]

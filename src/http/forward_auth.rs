@@ -40,9 +40,9 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
     let h = &state.identity_headers;
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((h.user.clone(), header_value(&session.username)))
+        .insert_header((h.user.clone(), header_value(session.username())))
         .insert_header((h.user_id.clone(), HeaderValue::from(session.userid)))
-        .insert_header((h.email.clone(), header_value(&session.email)))
+        .insert_header((h.email.clone(), header_value(session.email())))
         .insert_header((
             h.admin.clone(),
             HeaderValue::from_static(if session.admin { "true" } else { "false" }),

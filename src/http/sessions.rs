@@ -60,8 +60,8 @@ pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResp
     let s = state.services.sessions.check(&r.key).await?;
     Ok(HttpResponse::Ok().json(json!({
         "userid": s.userid,
-        "username": &*s.username,
-        "email": &*s.email,
+        "username": s.username(),
+        "email": s.email(),
         "admin": s.admin,
         "extra_data": s.extra_data,
         "expires_at": s.expires_at(),
