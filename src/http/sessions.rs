@@ -58,14 +58,26 @@ pub async fn login(
 pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
     let r: SessionCheckRequest = body.json()?;
     let s = state.services.sessions.check(&r.key).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "userid": s.userid,
-        "username": s.username(),
-        "email": s.email(),
-        "admin": s.admin,
-        "extra_data": s.extra_data,
-        "expires_at": s.expires_at(),
-    })))
+    Ok(HttpResponse::Ok().json(CheckAnswer {
+        userid: s.userid,
+        username: s.username(),
+        email: s.email(),
+        admin: s.admin,
+        extra_data: s.extra_data.as_deref(),
+        expires_at: s.expires_at(),
+    }))
+}
+
+/// The answer to a session check, serialized straight from the cached session (the extra
+/// data is written as the JSON text it is kept as).
+#[derive(serde::Serialize)]
+struct CheckAnswer<'a> {
+    userid: i64,
+    username: &'a str,
+    email: &'a str,
+    admin: bool,
+    extra_data: Option<&'a serde_json::value::RawValue>,
+    expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A `Set-Cookie` value that removes the session cookie.
