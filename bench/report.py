@@ -198,8 +198,9 @@ def print_table(res):
     print(f"users {m.get('users')}, sessions {m.get('sessions')}, wrk {m.get('connections')} connections, "
           f"{m.get('threads')} threads, {m.get('duration')} per run; uncached = {m.get('uncached_mode')}")
     if m.get("rounds"):
-        print(f"healthz / auth / check and uncached auth / check / pgbench -S ran in turn, {m['rounds']} rounds: "
-              f"figures are the median round, ratios the median of the per-round ratios")
+        print(f"healthz / auth / check and uncached auth / check / pgbench -S ran in turn, {m['rounds']} rounds of "
+              f"{m.get('round_duration', m.get('duration'))}: figures are the median round, ratios the median of "
+              f"the per-round ratios")
     if m.get("cached_env"):
         print(f"scenarios 1, 2, 4-6 with {m['cached_env']}; 2d/4d with the defaults (refresh 60 s, cache_max_age 30 s)")
     print()
