@@ -69,6 +69,9 @@ impl PasswordHasher {
         let permit = permit.map_err(|e| HashError::Failed(e.to_string()))?;
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || {
+            // Hashing yields the CPU to request workers (the thread stays lowered: any later
+            // blocking work on it is background work too).
+            crate::ops::priority::lower_current_thread(crate::ops::priority::HASHING_NICE);
             let started = std::time::Instant::now();
             let out = job(argon2);
             crate::metrics::METRICS
