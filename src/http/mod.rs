@@ -52,8 +52,14 @@ pub struct IdentityHeaders {
 impl IdentityHeaders {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let f = &settings.forward_auth;
+        // Validated, then kept as a static name: cloning it into every forward-auth answer is
+        // then a copy, not a reference count shared by the workers. Four short strings, leaked
+        // once per start (the names are not reloaded).
         let parse = |name: &str| {
-            HeaderName::try_from(name).map_err(|_| format!("'{name}' is not a valid header name"))
+            let valid = HeaderName::try_from(name)
+                .map_err(|_| format!("'{name}' is not a valid header name"))?;
+            let text: &'static str = Box::leak(valid.as_str().to_owned().into_boxed_str());
+            Ok::<_, String>(HeaderName::from_static(text))
         };
         Ok(Self {
             user: parse(&f.header_user)?,
