@@ -39,6 +39,30 @@ function response(status, headers, body)
   end
 end
 
+-- Requests prepared in init() and sent in turn: a script sets `request = next_request`.
+reqs = {}
+req_idx = 0
+
+function next_request()
+  req_idx = req_idx + 1
+  if req_idx > #reqs then req_idx = 1 end
+  return reqs[req_idx]
+end
+
+-- One request per key of this thread's slice of BENCH_KEYFILE, made by make(key);
+-- BENCH_WALK_ONCE=1 stops the thread after one pass.
+function requests_for_keys(make)
+  for i, k in ipairs(read_slice(os.getenv("BENCH_KEYFILE"))) do
+    reqs[i] = make(k)
+  end
+  if os.getenv("BENCH_WALK_ONCE") == "1" then
+    stop_after = #reqs
+  end
+  if #reqs == 0 then
+    reqs[1] = wrk.format("GET", "/healthz")
+  end
+end
+
 -- read a file of one key per line; return this thread's slice
 function read_slice(path)
   local keys = {}

@@ -1,9 +1,6 @@
 -- GET /v1/users?username=uN (N random in 1..BENCH_FIND_USERS) with the API token.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
-local reqs = {}
-local idx = 0
-
 function init(args)
   common_init()
   local n = tonumber(os.getenv("BENCH_FIND_USERS") or "1000")
@@ -15,8 +12,4 @@ function init(args)
   end
 end
 
-function request()
-  idx = idx + 1
-  if idx > #reqs then idx = 1 end
-  return reqs[idx]
-end
+request = next_request

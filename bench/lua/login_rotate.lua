@@ -2,9 +2,6 @@
 -- with the password BENCH_PASSWORD.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
-local reqs = {}
-local idx = 0
-
 function init(args)
   common_init()
   local n = tonumber(os.getenv("BENCH_LOGIN_USERS") or "300")
@@ -15,11 +12,7 @@ function init(args)
     reqs[i] = wrk.format("POST", "/v1/login", h,
       '{"username":"' .. prefix .. i .. '","password":"' .. pw .. '"}')
   end
-  idx = math.floor((tid - 1) * n / nthreads)
+  req_idx = math.floor((tid - 1) * n / nthreads)
 end
 
-function request()
-  idx = idx + 1
-  if idx > #reqs then idx = 1 end
-  return reqs[idx]
-end
+request = next_request
