@@ -13,6 +13,21 @@ pub const HASHING_NICE: i32 = 10;
 /// 22 is nice 10 (checked by the unit test below).
 const HASHING_PRIORITY: u8 = 22;
 
+std::thread_local! {
+    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lowers the calling thread to nice [`HASHING_NICE`] once: later calls on the same thread
+/// cost nothing (the hashing pool's threads are reused for every hash).
+pub fn lower_current_thread_once() {
+    LOWERED.with(|done| {
+        if !done.get() {
+            lower_current_thread();
+            done.set(true);
+        }
+    });
+}
+
 /// Lowers the calling thread to nice [`HASHING_NICE`] (Linux nice values are per thread).
 /// Returns whether the system accepted it; a failure only leaves the thread as it was.
 pub fn lower_current_thread() -> bool {
