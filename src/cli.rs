@@ -36,8 +36,8 @@ enum Command {
     /// Run the daemon.
     Serve {
         /// Run against a private PostgreSQL managed in DIR (default: ./.pgusers).
-        #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-        embedded: Option<PathBuf>,
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        embedded: Option<Option<PathBuf>>,
         /// Address to listen on (repeatable): host:port or unix:/path.
         #[arg(long, value_name = "ADDR")]
         listen: Vec<String>,
@@ -190,15 +190,15 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
 async fn serve(
     mut settings: Settings,
     sources: Sources,
-    embedded_flag: Option<PathBuf>,
+    embedded_flag: Option<Option<PathBuf>>,
     inherited: Inherited,
 ) -> ExitCode {
     let log = telemetry::init(&settings.log);
     let notifier = Notifier::from_env();
     notifier.status("starting");
     let embedded_dir = match embedded_flag {
-        Some(dir) if dir.as_os_str().is_empty() => Some(settings.database.embedded_dir.clone()),
-        Some(dir) => Some(dir),
+        Some(None) => Some(settings.database.embedded_dir.clone()),
+        Some(Some(dir)) => Some(dir),
         None if settings.database.embedded => Some(settings.database.embedded_dir.clone()),
         None if !settings.database_configured() => {
             tracing::warn!("no database configured: using an embedded PostgreSQL (see database.* in config/pgusers.toml)");
@@ -406,5 +406,31 @@ fn healthcheck(settings: &Settings, url: Option<String>) -> ExitCode {
             eprintln!("healthcheck: {target}: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded_of(argv: &[&str]) -> Option<Option<PathBuf>> {
+        match Args::try_parse_from(argv).map(|a| a.command) {
+            Ok(Command::Serve { embedded, .. }) => embedded,
+            other => panic!("not a serve command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_takes_an_optional_directory() {
+        assert_eq!(embedded_of(&["pgusers", "serve", "--embedded"]), Some(None));
+        assert_eq!(
+            embedded_of(&["pgusers", "serve", "--embedded", "/tmp/x"]),
+            Some(Some(PathBuf::from("/tmp/x")))
+        );
+        assert_eq!(
+            embedded_of(&["pgusers", "serve", "--embedded", "--listen", "127.0.0.1:0"]),
+            Some(None)
+        );
+        assert_eq!(embedded_of(&["pgusers", "serve"]), None);
     }
 }
