@@ -2,10 +2,19 @@
 #   docker build -t pgusers .
 #   docker run -p 8080:8080 -e PGUSERS_CONNECTION_STRING=... -e PGUSERS_USERSPACE=... pgusers
 # See docker-compose.yml for a complete example with PostgreSQL.
+#
+# Both base images are pinned to exact versions: the builder to the Rust release the project is
+# built and tested with, the runtime to the Debian point release of that builder's base
+# (bookworm, glibc 2.36). Raise them together, deliberately.
 
 # ---- build ---------------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+FROM rust:1.95.0-bookworm AS builder
 WORKDIR /build
+
+# The release profile keeps line-level debug info for local profiling (Cargo.toml); the image
+# needs none of it: 13 MB instead of 94 MB. Set before both builds so they share one profile.
+ENV CARGO_PROFILE_RELEASE_DEBUG=0 \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
 
 # Dependency layer: build every dependency against placeholder sources, so that changing
 # src/ does not rebuild the dependencies (this layer is cached until Cargo.toml/Cargo.lock
@@ -27,7 +36,14 @@ RUN touch src/main.rs src/lib.rs \
     && cp target/release/pgusers /usr/local/bin/pgusers
 
 # ---- runtime -------------------------------------------------------------------------------
-FROM debian:bookworm-slim
+FROM debian:12.11-slim
+
+LABEL org.opencontainers.image.title="pgusers" \
+      org.opencontainers.image.description="User-authentication and session daemon on PostgreSQL, with forward auth for reverse proxies" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.vendor="the pgusers developers" \
+      org.opencontainers.image.base.name="docker.io/library/debian:12.11-slim"
 
 # Only CA certificates (TLS to PostgreSQL); versions come from the pinned bookworm base.
 # hadolint ignore=DL3008
