@@ -341,3 +341,185 @@ async fn json_logout_with_the_cookie_clears_it() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
+
+/// What a browser sends (Firefox's and Chromium's default `Accept` for a page).
+const BROWSER_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+
+/// The headers Traefik sets on the forward-auth request for `https://app.example.com/private/page?x=1`.
+fn traefik_forwarded() -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Forwarded-Method", "GET".to_string()),
+        ("X-Forwarded-Proto", "https".to_string()),
+        ("X-Forwarded-Host", "app.example.com".to_string()),
+        ("X-Forwarded-Uri", "/private/page?x=1".to_string()),
+    ]
+}
+
+async fn redirecting_app(allowed_hosts: &[&str]) -> TestApp {
+    let allowed: Vec<String> = allowed_hosts.iter().map(|h| h.to_string()).collect();
+    TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(60);
+        s.forward_auth.login_url = Some("https://auth.example.com/login".into());
+        s.forward_auth.redirect_browsers = true;
+        s.login.allowed_redirect_hosts = allowed;
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn in_redirect_mode_a_browser_without_a_valid_session_is_sent_to_the_login_page() {
+    let app = redirecting_app(&["app.example.com"]).await;
+    app.create_user("bob", "s3cret-pass", false).await;
+    let key = app.login("bob", "s3cret-pass").await;
+    let expected =
+        "https://auth.example.com/login?rd=https%3A%2F%2Fapp.example.com%2Fprivate%2Fpage%3Fx%3D1";
+
+    let mut no_session = traefik_forwarded();
+    no_session.push(("Accept", BROWSER_ACCEPT.to_string()));
+    let mut unknown_cookie = no_session.clone();
+    unknown_cookie.push((
+        "Cookie",
+        "pgusers_session=AAAAunknownunknownunknownunknown".into(),
+    ));
+    let none = auth(&app, Method::GET, "/v1/auth", &no_session).await;
+    let unknown = auth(&app, Method::GET, "/v1/auth", &unknown_cookie).await;
+    let admin_area = auth(&app, Method::GET, "/v1/auth/admin", &no_session).await;
+    app.clock.advance(chrono::Duration::seconds(61));
+    let mut expired_cookie = no_session.clone();
+    expired_cookie.push(("Cookie", format!("pgusers_session={key}")));
+    let expired = auth(&app, Method::GET, "/v1/auth", &expired_cookie).await;
+
+    for (what, r) in [
+        ("no session", none),
+        ("unknown cookie", unknown),
+        ("admin area, no session", admin_area),
+        ("expired cookie", expired),
+    ] {
+        assert_eq!(r.status, StatusCode::FOUND, "{what}: {r:?}");
+        assert_eq!(r.headers[header::LOCATION], expected, "{what}");
+        assert_eq!(r.headers[header::CACHE_CONTROL], "no-store", "{what}");
+        assert!(r.headers.get("x-user").is_none(), "{what}");
+    }
+}
+
+#[actix_web::test]
+async fn in_redirect_mode_api_clients_still_get_401_json() {
+    let app = redirecting_app(&["app.example.com"]).await;
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("application/json"),
+        Some("text/html;q=0, application/json"),
+        Some("not a media type"),
+    ] {
+        let mut headers = traefik_forwarded();
+        if let Some(a) = accept {
+            headers.push(("Accept", a.to_string()));
+        }
+        let r = auth(&app, Method::GET, "/v1/auth", &headers).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "Accept {accept:?}");
+        assert_eq!(r.code(), "UNAUTHENTICATED", "Accept {accept:?}");
+        assert_eq!(
+            r.headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"pgusers\""
+        );
+        assert!(r.headers.get(header::LOCATION).is_none());
+        assert_eq!(
+            r.headers["x-login-url"],
+            "https://auth.example.com/login?rd=https%3A%2F%2Fapp.example.com%2Fprivate%2Fpage%3Fx%3D1",
+            "the login hint stays for API clients"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn in_redirect_mode_a_browser_that_is_no_admin_gets_403_not_a_redirect() {
+    let app = redirecting_app(&["app.example.com"]).await;
+    app.create_user("plain", "s3cret-pass", false).await;
+    let plain = app.login("plain", "s3cret-pass").await;
+    let mut headers = traefik_forwarded();
+    headers.push(("Accept", BROWSER_ACCEPT.to_string()));
+    headers.push(("Cookie", format!("pgusers_session={plain}")));
+    let r = auth(&app, Method::GET, "/v1/auth/admin", &headers).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = auth(&app, Method::GET, "/v1/auth", &headers).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "a valid session is never redirected"
+    );
+    assert_eq!(r.headers["x-user"], "plain");
+}
+
+#[actix_web::test]
+async fn the_return_address_of_the_redirect_must_pass_the_allow_list_and_come_from_a_trusted_proxy()
+{
+    let mut browser = traefik_forwarded();
+    browser.push(("Accept", BROWSER_ACCEPT.to_string()));
+
+    // app.example.com is not an allowed host: the login page would refuse it, so it is not sent.
+    let app = redirecting_app(&["other.example.com"]).await;
+    let r = auth(&app, Method::GET, "/v1/auth", &browser).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "https://auth.example.com/login?rd=%2F"
+    );
+
+    // A forged host from the client (Traefik copies the Host header) is not carried either.
+    let app = redirecting_app(&["app.example.com"]).await;
+    let mut forged = browser.clone();
+    forged[2].1 = "evil.example".into();
+    let r = auth(&app, Method::GET, "/v1/auth", &forged).await;
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "https://auth.example.com/login?rd=%2F"
+    );
+
+    // A path alone (X-Original-URI, no host) is relative and always allowed.
+    let r = auth(
+        &app,
+        Method::GET,
+        "/v1/auth",
+        &[
+            ("Accept", BROWSER_ACCEPT.to_string()),
+            ("X-Original-URI", "/docs/a b".to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "https://auth.example.com/login?rd=%2Fdocs%2Fa%20b"
+    );
+
+    // Headers from a peer that is not a trusted proxy are ignored.
+    let untrusting = TestApp::start_with(|s| {
+        s.forward_auth.login_url = Some("https://auth.example.com/login".into());
+        s.forward_auth.redirect_browsers = true;
+        s.login.allowed_redirect_hosts = vec!["app.example.com".into()];
+        s.forward_auth.trusted_proxies = vec![pgusers::config::IpRange::parse("10.9.9.9").unwrap()];
+    })
+    .await;
+    let r = auth(&untrusting, Method::GET, "/v1/auth", &browser).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "https://auth.example.com/login?rd=%2F"
+    );
+}
+
+#[actix_web::test]
+async fn without_redirect_mode_a_browser_gets_the_401() {
+    let app = TestApp::start_with(|s| {
+        s.forward_auth.login_url = Some("https://auth.example.com/login".into());
+        s.login.allowed_redirect_hosts = vec!["app.example.com".into()];
+    })
+    .await;
+    let mut browser = traefik_forwarded();
+    browser.push(("Accept", BROWSER_ACCEPT.to_string()));
+    let r = auth(&app, Method::GET, "/v1/auth", &browser).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get(header::LOCATION).is_none());
+}

@@ -207,6 +207,10 @@ pub const KEYS: &[KeyDef] = &[
         "forward_auth.login_url",
         "login page URL announced in X-Login-Url on 401",
     ),
+    key(
+        "forward_auth.redirect_browsers",
+        "answer browsers without a session with 302 to login_url instead of 401",
+    ),
     list(key(
         "forward_auth.trusted_proxies",
         "peers whose X-Forwarded-* / X-Original-URI headers are believed",
@@ -440,6 +444,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
                 }
             }
         }
+        "forward_auth.redirect_browsers" => s.forward_auth.redirect_browsers = raw.bool()?,
         "forward_auth.trusted_proxies" => {
             s.forward_auth.trusted_proxies = raw
                 .list()?

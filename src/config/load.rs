@@ -149,6 +149,13 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
         }
     }
     read_secret_files(&mut settings, &mut problems);
+    if settings.forward_auth.redirect_browsers && settings.forward_auth.login_url.is_none() {
+        problems.push(
+            "forward_auth.redirect_browsers: set forward_auth.login_url too (the page browsers \
+             are sent to)"
+                .into(),
+        );
+    }
 
     if problems.is_empty() {
         Ok(settings)
@@ -325,6 +332,28 @@ mod tests {
         assert!(all.contains("nonsense.x"), "{all}");
         assert!(all.contains("PGUSERS_SESION__TTL"), "{all}");
         assert_eq!(problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn redirecting_browsers_needs_a_login_page() {
+        let problems = load(&env(&[("PGUSERS_FORWARD_AUTH__REDIRECT_BROWSERS", "true")]))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("forward_auth.redirect_browsers") && p.contains("login_url")),
+            "{problems:?}"
+        );
+        let s = load(&env(&[
+            ("PGUSERS_FORWARD_AUTH__REDIRECT_BROWSERS", "true"),
+            (
+                "PGUSERS_FORWARD_AUTH__LOGIN_URL",
+                "https://auth.example.com/login",
+            ),
+        ]))
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert!(s.forward_auth.redirect_browsers);
     }
 
     #[test]

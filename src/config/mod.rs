@@ -171,6 +171,9 @@ pub struct ForwardAuthSettings {
     pub header_email: String,
     pub header_admin: String,
     pub login_url: Option<String>,
+    /// Answer browsers (requests accepting `text/html`) without a valid session with a 302 to
+    /// `login_url` instead of a 401.
+    pub redirect_browsers: bool,
     pub trusted_proxies: Vec<IpRange>,
 }
 
@@ -306,6 +309,7 @@ impl Default for Settings {
                 header_email: "X-User-Email".into(),
                 header_admin: "X-User-Admin".into(),
                 login_url: None,
+                redirect_browsers: false,
                 trusted_proxies: vec![
                     IpRange {
                         addr: IpAddr::from([127, 0, 0, 1]),

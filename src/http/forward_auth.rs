@@ -1,13 +1,14 @@
 //! Forward auth for reverse proxies (`/v1/auth`, `/v1/auth/admin`): the per-request answer to
-//! "is this session valid, and who is it?", with the identity in response headers.
+//! "is this session valid, and who is it?", with the identity in response headers, and the
+//! way a request without a valid session is sent to the login page.
 
 use std::net::IpAddr;
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header::{self, Accept, Header, HeaderValue, Quality};
+use actix_web::{mime, web, HttpRequest, HttpResponse, ResponseError};
 
 use super::credentials::session_key;
+use super::login_page::safe_redirect;
 use super::AppState;
 use crate::error::ApiError;
 
@@ -51,23 +52,56 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
     response.finish()
 }
 
-/// 401 with `WWW-Authenticate`, and `X-Login-Url` when a login page is configured.
+/// No valid session: 401 with `WWW-Authenticate`, and `X-Login-Url` when a login page is
+/// configured; or, with `forward_auth.redirect_browsers`, 302 to the login page for a browser,
+/// the original URL as its return address when the redirect allow-list accepts it.
 fn unauthorized(req: &HttpRequest, state: &AppState, err: ApiError) -> HttpResponse {
-    let mut response = err.error_response();
-    if let Some(login_url) = &state.settings.forward_auth.login_url {
-        let target = original_url(req, state).unwrap_or_else(|| "/".into());
-        let mut url = login_url.clone();
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str("rd=");
-        url.push_str(&percent_encode(&target));
-        if let Ok(v) = HeaderValue::from_str(&url) {
-            response
-                .headers_mut()
-                .insert(header::HeaderName::from_static("x-login-url"), v);
+    let forward_auth = &state.settings.forward_auth;
+    let Some(login_url) = &forward_auth.login_url else {
+        return err.error_response();
+    };
+    let original = original_url(req, state);
+    if forward_auth.redirect_browsers && accepts_html(req) {
+        let rd = safe_redirect(
+            original.as_deref(),
+            &state.settings.login.allowed_redirect_hosts,
+        );
+        if let Ok(location) = HeaderValue::from_str(&with_return_address(login_url, &rd)) {
+            return HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .finish();
         }
     }
-    debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let mut response = err.error_response();
+    let target = original.unwrap_or_else(|| "/".into());
+    if let Ok(v) = HeaderValue::from_str(&with_return_address(login_url, &target)) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-login-url"), v);
+    }
     response
+}
+
+/// `login_url` with `rd=<target>` added to its query.
+fn with_return_address(login_url: &str, target: &str) -> String {
+    let mut url = login_url.to_owned();
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str("rd=");
+    url.push_str(&percent_encode(target));
+    url
+}
+
+/// A browser: the request names `text/html` among the types it accepts. `*/*` alone, which
+/// API clients (curl, HTTP libraries) send, does not count.
+fn accepts_html(req: &HttpRequest) -> bool {
+    Accept::parse(req).is_ok_and(|accept| {
+        accept.iter().any(|q| {
+            q.item.type_() == mime::TEXT
+                && q.item.subtype() == mime::HTML
+                && q.quality > Quality::ZERO
+        })
+    })
 }
 
 fn peer_is_trusted(req: &HttpRequest, state: &AppState) -> bool {
