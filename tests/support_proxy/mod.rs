@@ -21,6 +21,7 @@ pub const UPSTREAM_PLACEHOLDER: &str = "127.0.0.1:3000";
 pub const PROXY_PLACEHOLDER: &str = "127.0.0.1:8000";
 pub const CADDY_ADMIN_PLACEHOLDER: &str = "127.0.0.1:2019";
 pub const HAPROXY_LUA_PLACEHOLDER: &str = "/etc/haproxy/pgusers-auth.lua";
+pub const TRAEFIK_DYNAMIC_PLACEHOLDER: &str = "/etc/traefik/dynamic.yml";
 
 pub const COOKIE: &str = "pgusers_session";
 
@@ -56,18 +57,18 @@ pub fn which(name: &str, extra: &[&str]) -> Option<PathBuf> {
 
 /// Looks for a tool the test needs. Missing: prints a SKIP line and returns None, except
 /// under CI (`CI` set), where a missing tool is a failure so CI can never silently skip.
-pub fn require_tool(test: &str, name: &str, extra: &[&str], apt_package: &str) -> Option<PathBuf> {
+pub fn require_tool(test: &str, name: &str, extra: &[&str], package: &str) -> Option<PathBuf> {
     match which(name, extra) {
         Some(p) => Some(p),
         None => {
             if in_ci() {
                 panic!(
-                    "{test}: `{name}` not found but CI is set: install the Debian package \
-                     `{apt_package}` in .ci/run (a CI run must not skip this test)"
+                    "{test}: `{name}` not found but CI is set: install the package \
+                     `{package}` in .ci/run (a CI run must not skip this test)"
                 );
             }
             skip_line(&format!(
-                "SKIP {test}: `{name}` not found (Debian package `{apt_package}`)"
+                "SKIP {test}: `{name}` not found (package `{package}`)"
             ));
             None
         }
@@ -663,6 +664,7 @@ pub enum ProxyKind {
     Nginx,
     Caddy,
     Haproxy,
+    Traefik,
 }
 
 impl ProxyKind {
@@ -671,6 +673,7 @@ impl ProxyKind {
             ProxyKind::Nginx => "nginx",
             ProxyKind::Caddy => "caddy",
             ProxyKind::Haproxy => "haproxy",
+            ProxyKind::Traefik => "traefik",
         }
     }
 
@@ -679,6 +682,7 @@ impl ProxyKind {
             ProxyKind::Nginx => ("nginx", &["/usr/sbin/nginx"]),
             ProxyKind::Caddy => ("caddy", &["/usr/bin/caddy"]),
             ProxyKind::Haproxy => ("haproxy", &["/usr/sbin/haproxy"]),
+            ProxyKind::Traefik => ("traefik", &[]),
         }
     }
 }
@@ -776,6 +780,18 @@ pub async fn start_proxy_on(
             let mut cmd = Command::new(bin);
             cmd.arg("-f").arg(d.join("haproxy.cfg")).arg("-db");
             ChildGuard::spawn("haproxy", cmd, d)
+        }
+        ProxyKind::Traefik => {
+            let dynamic = d.join("dynamic.yml");
+            pairs.push((TRAEFIK_DYNAMIC_PLACEHOLDER, dynamic.display().to_string()));
+            for file in ["traefik.yml", "dynamic.yml"] {
+                let conf = std::fs::read_to_string(example(&format!("traefik/{file}"))).unwrap();
+                std::fs::write(d.join(file), substitute(&conf, &pairs)).unwrap();
+            }
+            let mut cmd = Command::new(bin);
+            cmd.arg(format!("--configFile={}", d.join("traefik.yml").display()))
+                .env("HOME", d);
+            ChildGuard::spawn("traefik", cmd, d)
         }
     };
     let mut proxy = Proxy {
