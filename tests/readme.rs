@@ -1,5 +1,5 @@
 //! The README is a test: its commands run verbatim against the built binary, every ```sh block
-//! is either run here or listed with the reason it cannot be.
+//! is either run here or listed with the reason it cannot be, and its links stay inside the repo.
 //!
 //! The commands use the README's own address (`localhost:8080`). As root each scenario runs in a
 //! private network namespace (`unshare -n`), so it cannot collide with anything on the machine;
@@ -8,7 +8,7 @@
 //! without a release build inside the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const README: &str = include_str!("../README.md");
@@ -103,6 +103,77 @@ fn every_sh_block_of_the_readme_is_run_by_a_test_or_says_why_not() {
             "README.md has no ```sh block under \"{heading}\" any more"
         );
     }
+}
+
+#[test]
+fn every_link_of_every_markdown_file_resolves_inside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .canonicalize()
+        .unwrap();
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    markdown_files(&root, &mut files);
+    assert!(files.iter().any(|f| f.ends_with("README.md")));
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let dir = file.parent().unwrap();
+        for target in relative_links(&text) {
+            let path = target.split('#').next().unwrap_or_default();
+            if path.is_empty() {
+                continue;
+            }
+            let shown = format!("{}: {target}", file.strip_prefix(&root).unwrap().display());
+            match dir.join(path).canonicalize() {
+                Ok(p) if p.starts_with(&root) => {}
+                Ok(_) => problems.push(format!("{shown}: points outside the repository")),
+                Err(_) => problems.push(format!("{shown}: no such file in the repository")),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "broken links: {problems:#?}");
+}
+
+/// The repository's Markdown files, outside build output and hidden folders.
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if name.ends_with(".md") {
+            out.push(path);
+        }
+    }
+}
+
+/// Targets of `[text](target)` links that are not URLs or in-page anchors.
+fn relative_links(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let end = rest.find(')').unwrap_or(rest.len());
+            let target = rest[..end].trim().to_string();
+            rest = &rest[end..];
+            let external = target.contains("://") || target.starts_with("mailto:");
+            if !external && !target.starts_with('#') && !target.is_empty() {
+                out.push(target);
+            }
+        }
+    }
+    out
 }
 
 #[test]
