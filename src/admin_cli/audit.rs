@@ -20,14 +20,11 @@ pub enum AuditCommand {
         /// How many events at most.
         #[arg(long, default_value_t = 100)]
         limit: i64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub(super) async fn run(cmd: AuditCommand, settings: &Settings) -> Outcome {
-    let AuditCommand::List { user, limit, json } = cmd;
+pub(super) async fn run(cmd: AuditCommand, settings: &Settings, json: bool) -> Outcome {
+    let AuditCommand::List { user, limit } = cmd;
     let db = connect::open(settings).await?;
     let userid = match &user {
         Some(spec) => Some(resolve(&db.client, spec).await?.userid),

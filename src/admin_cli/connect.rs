@@ -26,6 +26,7 @@ pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
     let db_settings = effective(settings)?;
     let cfg = store::connect_config(&db_settings).map_err(Failure::BadInput)?;
     let target = describe(&cfg);
+    tracing::debug!(database = %target, "connecting");
     let tls = store::tls_connector(&db_settings).map_err(Failure::BadInput)?;
     let pool =
         store::build_pool(cfg, 1, tls, db_settings.connect_timeout).map_err(Failure::BadInput)?;
@@ -36,6 +37,7 @@ pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
         ))
     })?;
     check_schema(&client).await?;
+    tracing::info!(database = %target, "connected");
     Ok(Database {
         client,
         _pool: pool,
@@ -96,6 +98,7 @@ fn describe(cfg: &tokio_postgres::Config) -> String {
 async fn check_schema(client: &tokio_postgres::Client) -> Result<(), Failure> {
     let current = migrate::current_version(client).await?.unwrap_or(0);
     let latest = migrate::latest_version();
+    tracing::debug!(current, latest, "schema version");
     if current < latest {
         return Err(Failure::BadInput(format!(
             "the database schema is at version {current} but this pgusers needs version {latest}: \

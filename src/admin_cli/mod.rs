@@ -6,11 +6,19 @@
 //! letter case, the username is tried first and the email only when USER contains `@`):
 //!
 //! - `pgusers user add USERNAME --email EMAIL [--admin] [--extra-data JSON]`
-//! - `pgusers user list [--json]`, `pgusers user info USER [--json]`
+//! - `pgusers user list`, `pgusers user info USER`
+//! - `pgusers user modify USER [--username NEW] [--email NEW] [--extra-data JSON]`
 //! - `pgusers user passwd USER` (ends every session of the user)
 //! - `pgusers user admin USER [--remove]`, `pgusers user delete USER [--yes]`
-//! - `pgusers sessions list [--expired] [USER] [--json]`
+//! - `pgusers sessions list [--expired] [USER | --all]`
 //! - `pgusers sessions kill [--expired] (USER | --all)`
+//! - `pgusers settings session-ttl [DURATION | --reset]`
+//! - the library's `usermgr` command names at the top level (`adduser`, `setadmin`, `cpasswd`,
+//!   `delete`, `list`, `info`, `listsessions`, `killsessions`; see `usermgr.rs`).
+//!
+//! Every command takes `--json` (print the result, or what was done, as JSON) and `-v`/`-vv`
+//! (log this crate's info/debug events to standard error; other crates, among them the database
+//! driver whose debug output shows query parameters, stay at warnings).
 //!
 //! Passwords are prompted twice without echo on a terminal; when standard input is not a
 //! terminal, one line is read from it (for scripts). `user delete` asks for confirmation on a
@@ -20,9 +28,10 @@
 //! `database.embedded_dir` (role and database `pgusers`), which must be running. Migrations are
 //! never applied here: a schema that is not current is refused (run `pgusers migrate`).
 //!
-//! Output is an aligned table, or with `--json` the API's objects: a user object for `user info`,
-//! `{"users": [...]}` for `user list`, `{"sessions": [...]}` for `sessions list` (never a password
-//! hash, never a session key). Errors go to standard error. Running daemons see the changes on
+//! Output is an aligned table or a sentence, or with `--json` the API's objects: a user object for
+//! `user info`, `add`, `modify` and `admin`, `{"users": [...]}` for `user list`, `{"sessions": [...]}`
+//! for `sessions list`, `{"killed": N}` for `sessions kill`, the `session_ttl` object of
+//! `GET /v1/settings` for `settings session-ttl` (never a password hash, never a session key). Errors go to standard error. Running daemons see the changes on
 //! their next check: the database's triggers notify them.
 //!
 //! Exit codes:
@@ -40,11 +49,13 @@ mod connect;
 mod output;
 mod prompt;
 mod sessions;
+mod settings;
+mod usermgr;
 mod users;
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{ArgAction, Args, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::validate::Invalid;
@@ -54,31 +65,101 @@ use crate::store::StoreError;
 /// The admin subcommands, flattened into the top-level command line.
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
-    /// Manage users: add, list, info, passwd, admin, delete.
-    #[command(subcommand)]
-    User(users::UserCommand),
+    /// Manage users: add, list, info, modify, passwd, admin, unlock, delete.
+    User {
+        #[command(subcommand)]
+        cmd: users::UserCommand,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// List or kill sessions.
-    #[command(subcommand)]
-    Sessions(sessions::SessionsCommand),
+    Sessions {
+        #[command(subcommand)]
+        cmd: sessions::SessionsCommand,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     /// Read the audit trail of security events.
-    #[command(subcommand)]
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Show or change settings that running daemons pick up: the session TTL.
+    Settings {
+        #[command(subcommand)]
+        cmd: settings::SettingsCommand,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    #[command(flatten)]
+    Usermgr(usermgr::UsermgrCommand),
+}
+
+/// `--json` and `-v`, accepted by every admin command (before or after its subcommand).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct OutputArgs {
+    /// Print JSON: the result, or what was done.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log to standard error: -v info, -vv debug (never a secret).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+/// One command to run, whichever spelling named it.
+enum Job {
+    User(users::UserCommand),
+    Sessions(sessions::SessionsCommand),
     Audit(audit::AuditCommand),
+    Settings(settings::SettingsCommand),
+}
+
+impl AdminCommand {
+    fn into_job(self) -> (Job, OutputArgs) {
+        match self {
+            Self::User { cmd, out } => (Job::User(cmd), out),
+            Self::Sessions { cmd, out } => (Job::Sessions(cmd), out),
+            Self::Audit { cmd, out } => (Job::Audit(cmd), out),
+            Self::Settings { cmd, out } => (Job::Settings(cmd), out),
+            Self::Usermgr(cmd) => cmd.into_job(),
+        }
+    }
 }
 
 /// Runs one admin command with the daemon's configuration.
 pub async fn run(cmd: AdminCommand, settings: Settings) -> ExitCode {
-    let result = match cmd {
-        AdminCommand::User(c) => users::run(c, &settings).await,
-        AdminCommand::Sessions(c) => sessions::run(c, &settings).await,
-        AdminCommand::Audit(c) => audit::run(c, &settings).await,
+    let (job, out) = cmd.into_job();
+    let _log = start_logging(out.verbose, &settings);
+    let json = out.json;
+    let result = match job {
+        Job::User(cmd) => users::run(cmd, &settings, json).await,
+        Job::Sessions(cmd) => sessions::run(cmd, &settings, json).await,
+        Job::Audit(cmd) => audit::run(cmd, &settings, json).await,
+        Job::Settings(cmd) => settings::run(cmd, &settings, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
+            tracing::debug!(error = %failure, "command failed");
             eprintln!("pgusers: {failure}");
             failure.exit_code()
         }
     }
+}
+
+/// Logging for `-v` (this crate at info) and `-vv` (at debug); silent without. Every other
+/// crate stays at warnings: the database driver logs query parameters (hashes) at debug.
+fn start_logging(verbose: u8, settings: &Settings) -> Option<crate::telemetry::LogControl> {
+    let level = match verbose {
+        0 => return None,
+        1 => "warn,pgusers=info",
+        _ => "warn,pgusers=debug",
+    };
+    let mut log = settings.log.clone();
+    log.level = level.into();
+    Some(crate::telemetry::init(&log))
 }
 
 /// Why a command failed; each kind has its exit code.

@@ -2,6 +2,7 @@
 
 use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
+use serde_json::json;
 
 use super::connect::{self, Database};
 use super::output::{self, SessionView};
@@ -15,39 +16,39 @@ pub enum SessionsCommand {
     /// List sessions: of USER, or of every user.
     List {
         /// Only sessions that have expired (not yet purged).
-        #[arg(long)]
+        #[arg(short = 'x', long)]
         expired: bool,
         /// Username, email, or #USERID (default: every user).
-        #[arg(value_name = "USER")]
+        #[arg(value_name = "USER", conflicts_with = "all")]
         user: Option<String>,
-        /// Print the API's session objects as JSON.
-        #[arg(long)]
-        json: bool,
+        /// Every user's sessions (the default).
+        #[arg(short, long)]
+        all: bool,
     },
     /// End the sessions of USER, or of every user with --all; prints how many were killed.
     #[command(group(ArgGroup::new("whose").required(true).args(["user", "all"])))]
     Kill {
         /// Only sessions that have expired.
-        #[arg(long)]
+        #[arg(short = 'x', long)]
         expired: bool,
         /// Username, email, or #USERID.
         #[arg(value_name = "USER")]
         user: Option<String>,
         /// Every user's sessions.
-        #[arg(long)]
+        #[arg(short, long)]
         all: bool,
     },
 }
 
-pub(super) async fn run(cmd: SessionsCommand, settings: &Settings) -> Outcome {
+pub(super) async fn run(cmd: SessionsCommand, settings: &Settings, json: bool) -> Outcome {
     let db = connect::open(settings).await?;
     match cmd {
-        SessionsCommand::List {
-            expired,
-            user,
-            json,
-        } => list(&db, user.as_deref(), expired, json).await,
-        SessionsCommand::Kill { expired, user, .. } => kill(&db, user.as_deref(), expired).await,
+        SessionsCommand::List { expired, user, .. } => {
+            list(&db, user.as_deref(), expired, json).await
+        }
+        SessionsCommand::Kill { expired, user, .. } => {
+            kill(&db, user.as_deref(), expired, json).await
+        }
     }
 }
 
@@ -112,7 +113,7 @@ async fn list(db: &Database, user: Option<&str>, expired_only: bool, json: bool)
     Ok(())
 }
 
-async fn kill(db: &Database, user: Option<&str>, expired_only: bool) -> Outcome {
+async fn kill(db: &Database, user: Option<&str>, expired_only: bool, json: bool) -> Outcome {
     let filter = SessionFilter {
         userid: whose(db, user).await?,
         expired_only,
@@ -120,6 +121,15 @@ async fn kill(db: &Database, user: Option<&str>, expired_only: bool) -> Outcome 
         except: None,
     };
     let killed = store::kill(&db.client, &filter).await?;
+    tracing::info!(
+        userid = filter.userid,
+        expired_only,
+        killed,
+        "sessions killed"
+    );
+    if json {
+        return output::print_json(&json!({ "killed": killed }));
+    }
     output::emit(&format!("killed {killed} session(s)\n"));
     Ok(())
 }

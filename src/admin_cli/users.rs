@@ -1,8 +1,8 @@
-//! `pgusers user …`: add, list, info, passwd, admin, delete.
+//! `pgusers user …`: add, list, info, modify, passwd, admin, unlock, delete.
 
 use clap::Subcommand;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::connect::{self, Database};
 use super::output::{self, UserView};
@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::domain::validate;
 use crate::passwords::PasswordHasher;
 use crate::store::sessions::{self as sessions_store, SessionFilter};
-use crate::store::users::{self as store, NewUser, UserRow};
+use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
 use crate::store::GenericClient;
 
 /// How many users one query of `user list` fetches.
@@ -26,26 +26,37 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
         /// Make the user an administrator.
-        #[arg(long)]
+        #[arg(short, long)]
         admin: bool,
         /// Data attached to the user (a JSON value).
         #[arg(long, value_name = "JSON")]
         extra_data: Option<String>,
     },
     /// List every user.
-    List {
-        /// Print the API's user objects as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one user.
     Info {
         /// Username, email, or #USERID.
         #[arg(value_name = "USER")]
         user: String,
-        /// Print the API's user object as JSON.
-        #[arg(long)]
-        json: bool,
+    },
+    /// Rename a user, change the email, or replace the extra data (`null` clears it); checked as
+    /// `PATCH /v1/users/{userid}` checks them.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["username", "email", "extra_data"])))]
+    Modify {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+        /// The new username.
+        #[arg(long, value_name = "NEW")]
+        username: Option<String>,
+        /// The new email address.
+        #[arg(long, value_name = "NEW")]
+        email: Option<String>,
+        /// The new extra data (a JSON value; `null` clears it).
+        #[arg(long, value_name = "JSON")]
+        extra_data: Option<String>,
     },
     /// Set a user's password (prompted twice, or one line of standard input) and end every
     /// session of the user.
@@ -60,7 +71,7 @@ pub enum UserCommand {
         #[arg(value_name = "USER")]
         user: String,
         /// Revoke instead of grant.
-        #[arg(long)]
+        #[arg(short, long)]
         remove: bool,
     },
     /// Lift a brute-force lock of the user's account.
@@ -80,7 +91,7 @@ pub enum UserCommand {
     },
 }
 
-pub(super) async fn run(cmd: UserCommand, settings: &Settings) -> Outcome {
+pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Outcome {
     match cmd {
         UserCommand::Add {
             username,
@@ -89,19 +100,26 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings) -> Outcome {
             extra_data,
         } => {
             let new = NewAccount::checked(username, email, admin, extra_data, settings)?;
-            add(new, settings).await
+            add(new, settings, json).await
         }
-        UserCommand::List { json } => list(&connect::open(settings).await?, json).await,
-        UserCommand::Info { user, json } => {
-            info(&connect::open(settings).await?, &user, json).await
+        UserCommand::List => list(&connect::open(settings).await?, json).await,
+        UserCommand::Info { user } => info(&connect::open(settings).await?, &user, json).await,
+        UserCommand::Modify {
+            user,
+            username,
+            email,
+            extra_data,
+        } => {
+            let change = Change::checked(username, email, extra_data, settings)?;
+            modify(&connect::open(settings).await?, &user, change, json).await
         }
         UserCommand::Passwd { user } => {
-            passwd(connect::open(settings).await?, &user, settings).await
+            passwd(connect::open(settings).await?, &user, settings, json).await
         }
         UserCommand::Admin { user, remove } => {
-            set_admin(&connect::open(settings).await?, &user, !remove).await
+            set_admin(&connect::open(settings).await?, &user, !remove, json).await
         }
-        UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user).await,
+        UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user, json).await,
         UserCommand::Delete { user, yes } => {
             if !yes && !prompt::interactive() {
                 return Err(Failure::BadInput(
@@ -110,7 +128,7 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings) -> Outcome {
                         .into(),
                 ));
             }
-            delete(connect::open(settings).await?, &user, yes).await
+            delete(connect::open(settings).await?, &user, yes, json).await
         }
     }
 }
@@ -130,7 +148,9 @@ pub(super) async fn resolve(db: &impl GenericClient, spec: &str) -> Result<UserR
             None => None,
         },
     };
-    found.ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))
+    let user = found.ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
+    tracing::debug!(spec, userid = user.userid, "user found");
+    Ok(user)
 }
 
 /// A new account whose fields passed the API's validation.
@@ -164,6 +184,38 @@ impl NewAccount {
     }
 }
 
+/// A change to an existing account whose fields passed the API's validation.
+struct Change {
+    username: Option<String>,
+    email: Option<String>,
+    /// `Some(None)` clears the extra data.
+    extra_data: Option<Option<Value>>,
+}
+
+impl Change {
+    fn checked(
+        username: Option<String>,
+        email: Option<String>,
+        extra_data: Option<String>,
+        settings: &Settings,
+    ) -> Result<Self, Failure> {
+        if let Some(name) = &username {
+            validate::username(name)?;
+        }
+        if let Some(address) = &email {
+            validate::email(address)?;
+        }
+        let extra_data = extra_data
+            .map(|text| parse_extra_data(&text, settings.server.max_extra_data_bytes))
+            .transpose()?;
+        Ok(Self {
+            username,
+            email,
+            extra_data,
+        })
+    }
+}
+
 /// `--extra-data`: any JSON value within the size limit; `null` means none.
 fn parse_extra_data(text: &str, max_bytes: usize) -> Result<Option<Value>, Failure> {
     let value: Value = serde_json::from_str(text)
@@ -181,7 +233,7 @@ async fn hash(password: String, settings: &Settings) -> Result<String, Failure> 
         .map_err(|e| Failure::BadInput(e.to_string()))
 }
 
-async fn add(new: NewAccount, settings: &Settings) -> Outcome {
+async fn add(new: NewAccount, settings: &Settings, json: bool) -> Outcome {
     let db = connect::open(settings).await?;
     let password = prompt::new_password(settings.password.min_length).await?;
     let password_hash = hash(password, settings).await?;
@@ -196,6 +248,13 @@ async fn add(new: NewAccount, settings: &Settings) -> Outcome {
         },
     )
     .await?;
+    tracing::info!(userid, "user created");
+    if json {
+        let user = store::find_by_id(&db.client, userid)
+            .await?
+            .ok_or_else(|| Failure::NotFound(format!("user {userid} vanished")))?;
+        return output::print_json(&UserView::from(&user));
+    }
     output::emit(&format!(
         "created user '{}' (userid {userid})\n",
         new.username
@@ -271,6 +330,46 @@ async fn info(db: &Database, spec: &str, json: bool) -> Outcome {
     Ok(())
 }
 
+async fn modify(db: &Database, spec: &str, change: Change, json: bool) -> Outcome {
+    let user = resolve(&db.client, spec).await?;
+    let changes = UserChanges {
+        username: change.username.as_deref(),
+        email: change.email.as_deref(),
+        extra_data: change.extra_data.as_ref().map(Option::as_ref),
+    };
+    // The database's trigger tells running daemons to forget their cached copy.
+    let updated = store::modify(&db.client, user.userid, &changes)
+        .await?
+        .ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
+    tracing::info!(userid = updated.userid, "user modified");
+    if json {
+        return output::print_json(&UserView::from(&updated));
+    }
+    let mut what = Vec::new();
+    if updated.username != user.username {
+        what.push(format!("renamed to '{}'", updated.username));
+    }
+    if updated.email != user.email {
+        what.push(format!("email {}", updated.email));
+    }
+    if change.extra_data.is_some() {
+        what.push(format!(
+            "extra_data {}",
+            output::extra(updated.extra_data.as_ref())
+        ));
+    }
+    if what.is_empty() {
+        what.push("nothing changed".into());
+    }
+    output::emit(&format!(
+        "modified '{}' (userid {}): {}\n",
+        user.username,
+        user.userid,
+        what.join(", ")
+    ));
+    Ok(())
+}
+
 async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(usize, usize), Failure> {
     let now = chrono::Utc::now();
     let filter = SessionFilter {
@@ -284,7 +383,7 @@ async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(usize, 
     Ok((all.len() - expired, expired))
 }
 
-async fn passwd(mut db: Database, spec: &str, settings: &Settings) -> Outcome {
+async fn passwd(mut db: Database, spec: &str, settings: &Settings, json: bool) -> Outcome {
     let user = resolve(&db.client, spec).await?;
     let password = prompt::new_password(settings.password.min_length).await?;
     let password_hash = hash(password, settings).await?;
@@ -300,6 +399,13 @@ async fn passwd(mut db: Database, spec: &str, settings: &Settings) -> Outcome {
     };
     let ended = sessions_store::kill(&tx, &filter).await?;
     tx.commit().await?;
+    tracing::info!(userid = user.userid, ended, "password changed");
+    if json {
+        return output::print_json(&json!({
+            "userid": user.userid, "username": user.username,
+            "password_changed": true, "sessions_ended": ended,
+        }));
+    }
     output::emit(&format!(
         "changed the password of '{}'; ended {ended} session(s)\n",
         user.username
@@ -307,10 +413,15 @@ async fn passwd(mut db: Database, spec: &str, settings: &Settings) -> Outcome {
     Ok(())
 }
 
-async fn set_admin(db: &Database, spec: &str, admin: bool) -> Outcome {
-    let user = resolve(&db.client, spec).await?;
+async fn set_admin(db: &Database, spec: &str, admin: bool, json: bool) -> Outcome {
+    let mut user = resolve(&db.client, spec).await?;
     if !store::set_admin(&db.client, user.userid, admin).await? {
         return Err(Failure::NotFound(format!("no such user: {spec}")));
+    }
+    tracing::info!(userid = user.userid, admin, "admin flag set");
+    if json {
+        user.admin = admin;
+        return output::print_json(&UserView::from(&user));
     }
     let state = if admin {
         "is now an administrator"
@@ -321,10 +432,16 @@ async fn set_admin(db: &Database, spec: &str, admin: bool) -> Outcome {
     Ok(())
 }
 
-async fn unlock(db: &Database, spec: &str) -> Outcome {
+async fn unlock(db: &Database, spec: &str, json: bool) -> Outcome {
     let user = resolve(&db.client, spec).await?;
     let key = crate::guard::account_key(&user.username);
     let was_locked = crate::store::security::clear(&db.client, "account", &key).await?;
+    tracing::info!(userid = user.userid, was_locked, "account unlocked");
+    if json {
+        return output::print_json(&json!({
+            "userid": user.userid, "username": user.username, "was_locked": was_locked,
+        }));
+    }
     let state = if was_locked {
         "unlocked"
     } else {
@@ -334,7 +451,7 @@ async fn unlock(db: &Database, spec: &str) -> Outcome {
     Ok(())
 }
 
-async fn delete(mut db: Database, spec: &str, yes: bool) -> Outcome {
+async fn delete(mut db: Database, spec: &str, yes: bool, json: bool) -> Outcome {
     let user = resolve(&db.client, spec).await?;
     let question = format!(
         "Delete user '{}' (userid {}, {}) and every session of the user?",
@@ -355,6 +472,13 @@ async fn delete(mut db: Database, spec: &str, yes: bool) -> Outcome {
         return Err(Failure::NotFound(format!("no such user: {spec}")));
     }
     tx.commit().await?;
+    tracing::info!(userid = user.userid, ended, "user deleted");
+    if json {
+        return output::print_json(&json!({
+            "userid": user.userid, "username": user.username,
+            "deleted": true, "sessions_ended": ended,
+        }));
+    }
     output::emit(&format!(
         "deleted user '{}' (userid {}); ended {ended} session(s)\n",
         user.username, user.userid
