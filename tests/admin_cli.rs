@@ -928,3 +928,388 @@ async fn an_admin_unlocks_an_account_and_reads_the_audit_trail_from_the_command_
         table.stdout
     );
 }
+
+/// Polls `probe` until it holds or a second has passed (the database notifies daemons across
+/// processes); returns whether it held.
+async fn within_a_second<F, Fut>(mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if probe().await {
+            return true;
+        }
+        if started.elapsed() > Duration::from_secs(1) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix_web::test]
+async fn modify_renames_and_changes_email_and_extra_data_as_patch_does_and_the_daemon_sees_it() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
+    assert_eq!(
+        app.check(&key).await.body["username"],
+        "alice",
+        "now cached"
+    );
+    let cli = Cli::for_db(&app.db.config);
+
+    let out = cli
+        .run(
+            &[
+                "user",
+                "modify",
+                "alice",
+                "--username",
+                "alicia",
+                "--email",
+                "alicia@example.org",
+                "--extra-data",
+                r#"{"team": {"name": "ops"}}"#,
+                "--json",
+            ],
+            None,
+        )
+        .await;
+    let printed = json_of(&out);
+    let api = app
+        .admin(Method::GET, &format!("/v1/users/{alice}"), None)
+        .await;
+    assert_eq!(printed, api.body, "the API's user object, after the change");
+    assert_eq!(api.body["username"], "alicia");
+    assert_eq!(api.body["email"], "alicia@example.org");
+    assert_eq!(api.body["extra_data"], json!({"team": {"name": "ops"}}));
+    assert!(
+        within_a_second(|| async { app.check(&key).await.body["username"] == "alicia" }).await,
+        "the running daemon still answers with the old name"
+    );
+
+    let out = cli
+        .run(&["user", "modify", "alicia", "--extra-data", "null"], None)
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("extra_data -"), "{out:?}");
+    let api = app
+        .admin(Method::GET, &format!("/v1/users/{alice}"), None)
+        .await;
+    assert_eq!(api.body["extra_data"], Value::Null, "null clears it");
+    assert_eq!(api.body["email"], "alicia@example.org", "the rest is kept");
+}
+
+#[actix_web::test]
+async fn modify_refuses_bad_input_and_taken_names_with_the_apis_codes_and_writes_nothing() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
+    let cli = Cli::for_db(&app.db.config);
+    let before = app
+        .admin(Method::GET, &format!("/v1/users/{alice}"), None)
+        .await
+        .body;
+
+    for (args, code) in [
+        (vec!["user", "modify", "alice"], 2),
+        (vec!["user", "modify", "alice", "--username", " alice"], 2),
+        (vec!["user", "modify", "alice", "--email", "no-at-sign"], 2),
+        (vec!["user", "modify", "alice", "--extra-data", "{nope"], 2),
+        (vec!["user", "modify", "nobody", "--username", "x"], 1),
+        // Taken without regard to case; the rename in the same command is not applied either.
+        (
+            vec![
+                "user",
+                "modify",
+                "alice",
+                "--username",
+                "alice2",
+                "--email",
+                "BOB@example.org",
+            ],
+            1,
+        ),
+        (vec!["user", "modify", "alice", "--username", "BOB"], 1),
+    ] {
+        let out = cli.run(&args, None).await;
+        assert_eq!(out.code, code, "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why: {out:?}");
+        let patch = app
+            .admin(Method::GET, &format!("/v1/users/{alice}"), None)
+            .await;
+        assert_eq!(patch.body, before, "{args:?} changed nothing");
+    }
+    let out = cli
+        .run(
+            &["user", "modify", "alice", "--email", "BOB@example.org"],
+            None,
+        )
+        .await;
+    assert!(out.stderr.contains("taken"), "{out:?}");
+}
+
+#[actix_web::test]
+async fn the_session_ttl_is_shown_set_and_reset_here_and_running_daemons_use_it_at_once() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let cli = Cli::for_db(&app.db.config);
+    let configured = app.admin(Method::GET, "/v1/settings", None).await.body["session_ttl"]
+        ["seconds"]
+        .as_u64()
+        .unwrap();
+
+    let shown = json_of(&cli.run(&["settings", "session-ttl", "--json"], None).await);
+    assert_eq!(
+        shown,
+        json!({"session_ttl": {"seconds": configured, "source": "config"}})
+    );
+
+    let out = cli.run(&["settings", "session-ttl", "2h"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("7200"), "{out:?}");
+    assert!(
+        within_a_second(|| async {
+            app.admin(Method::GET, "/v1/settings", None).await.body["session_ttl"]
+                == json!({"seconds": 7200, "source": "api"})
+        })
+        .await,
+        "the running daemon did not pick up the new TTL"
+    );
+    let key = app.login("alice", "s3cret-pass").await;
+    let expires = app.stored_expiry(&key).await.unwrap();
+    let left = (expires - chrono::Utc::now()).num_seconds();
+    assert!(
+        (7100..=7200).contains(&left),
+        "a new session gets the new TTL: {left} s"
+    );
+
+    let reset = json_of(
+        &cli.run(&["settings", "session-ttl", "--reset", "--json"], None)
+            .await,
+    );
+    assert_eq!(reset["session_ttl"]["source"], "config");
+    assert!(
+        within_a_second(|| async {
+            app.admin(Method::GET, "/v1/settings", None).await.body["session_ttl"]["source"]
+                == "config"
+        })
+        .await,
+        "the running daemon did not go back to the configured TTL"
+    );
+
+    for bad in [
+        vec!["settings", "session-ttl", "0"],
+        vec!["settings", "session-ttl", "3651d"],
+        vec!["settings", "session-ttl", "soon"],
+        vec!["settings", "session-ttl", "1h", "--reset"],
+    ] {
+        let out = cli.run(&bad, None).await;
+        assert_eq!(out.code, 2, "{bad:?}: {out:?}");
+    }
+    let shown = json_of(&cli.run(&["settings", "session-ttl", "--json"], None).await);
+    assert_eq!(shown["session_ttl"]["source"], "config", "nothing was set");
+}
+
+#[actix_web::test]
+async fn every_command_prints_what_it_did_as_json_with_json() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let cli = Cli::for_db(&app.db.config);
+
+    let added = json_of(
+        &cli.run(
+            &[
+                "user",
+                "add",
+                "carol",
+                "--email",
+                "carol@example.org",
+                "--json",
+            ],
+            Some("s3cret-pass\n"),
+        )
+        .await,
+    );
+    let carol = added["userid"].as_i64().unwrap();
+    let api = app
+        .admin(Method::GET, &format!("/v1/users/{carol}"), None)
+        .await;
+    assert_eq!(added, api.body, "add prints the new user object");
+
+    let admin = json_of(&cli.run(&["user", "admin", "carol", "--json"], None).await);
+    assert_eq!(admin["admin"], true, "{admin}");
+    assert_eq!(keys(&admin), keys(&api.body));
+
+    app.login("carol", "s3cret-pass").await;
+    let passwd = json_of(
+        &cli.run(
+            &["user", "passwd", "carol", "--json"],
+            Some("new-s3cret-pass\n"),
+        )
+        .await,
+    );
+    assert_eq!(passwd["userid"], carol);
+    assert_eq!(passwd["sessions_ended"], 1);
+
+    let unlock = json_of(&cli.run(&["user", "unlock", "carol", "--json"], None).await);
+    assert_eq!(unlock["was_locked"], false);
+
+    app.login("carol", "new-s3cret-pass").await;
+    // The flag may come before the subcommand too.
+    let killed = json_of(
+        &cli.run(&["sessions", "--json", "kill", "--all"], None)
+            .await,
+    );
+    assert_eq!(killed, json!({"killed": 1}));
+
+    let audit = json_of(&cli.run(&["audit", "list", "--json"], None).await);
+    assert!(audit["events"].is_array(), "{audit}");
+
+    let deleted = json_of(
+        &cli.run(&["user", "delete", "carol", "--yes", "--json"], None)
+            .await,
+    );
+    assert_eq!(deleted["userid"], carol);
+    assert_eq!(deleted["deleted"], true);
+
+    for printed in [&added, &admin, &passwd, &unlock, &deleted] {
+        let text = printed.to_string();
+        assert!(
+            !text.contains("argon2") && !text.contains("s3cret") && !text.contains("password_hash"),
+            "never a secret: {text}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn dash_v_logs_what_was_done_to_stderr_and_never_a_secret() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    app.create_user("dave", "s3cret-pass", false).await;
+    let cli = Cli::for_db(&app.db.config);
+
+    let quiet = cli
+        .run(&["user", "passwd", "dave"], Some("first-new-pass\n"))
+        .await;
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    assert_eq!(quiet.stderr, "", "silent without -v");
+
+    let info = cli
+        .run(&["user", "passwd", "dave", "-v"], Some("second-new-pass\n"))
+        .await;
+    assert_eq!(info.code, 0, "{info:?}");
+    assert!(info.stderr.contains("password changed"), "{info:?}");
+    assert!(!info.stderr.contains("DEBUG"), "-v is info: {info:?}");
+
+    let debug = cli
+        .run(&["user", "passwd", "dave", "-vv"], Some("third-new-pass\n"))
+        .await;
+    assert_eq!(debug.code, 0, "{debug:?}");
+    assert!(debug.stderr.contains("DEBUG"), "-vv is debug: {debug:?}");
+    assert!(debug.stderr.contains("password changed"), "{debug:?}");
+    let db_password = app
+        .db
+        .config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    for secret in ["third-new-pass", "argon2", &db_password] {
+        if !secret.is_empty() {
+            assert!(
+                !debug.stderr.contains(secret),
+                "{secret:?} logged: {debug:?}"
+            );
+        }
+    }
+    app.login("dave", "third-new-pass").await;
+}
+
+#[actix_web::test]
+async fn the_usermgr_command_names_work_with_the_librarys_arguments() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let cli = Cli::for_db(&app.db.config);
+
+    // adduser [-a] EMAIL [USERID]: the username defaults to the email.
+    let out = cli
+        .run(
+            &["adduser", "-a", "erin@example.org"],
+            Some("s3cret-pass\n"),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = cli
+        .run(
+            &["adduser", "frank@example.org", "frank"],
+            Some("s3cret-pass\n"),
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let erin = app
+        .check(&app.login("erin@example.org", "s3cret-pass").await)
+        .await;
+    assert_eq!(erin.body["admin"], true);
+    let frank_key = app.login("frank", "s3cret-pass").await;
+    assert_eq!(app.check(&frank_key).await.body["admin"], false);
+
+    let listed = cli.run(&["list"], None).await;
+    assert_eq!(rows(&listed).len(), 2, "{listed:?}");
+    let info = json_of(
+        &cli.run(&["info", "frank@example.org", "--json"], None)
+            .await,
+    );
+    assert_eq!(info["username"], "frank");
+
+    assert_eq!(cli.run(&["setadmin", "frank"], None).await.code, 0);
+    assert_eq!(
+        json_of(&cli.run(&["info", "frank", "--json"], None).await)["admin"],
+        true
+    );
+    assert_eq!(cli.run(&["setadmin", "-r", "frank"], None).await.code, 0);
+    assert_eq!(
+        json_of(&cli.run(&["info", "frank", "--json"], None).await)["admin"],
+        false
+    );
+
+    // listsessions / killsessions: USER or -a, -x for the expired ones only.
+    assert_eq!(
+        cli.run(&["listsessions"], None).await.code,
+        2,
+        "USER or --all"
+    );
+    assert_eq!(
+        cli.run(&["listsessions", "-a", "frank"], None).await.code,
+        2
+    );
+    let all = cli.run(&["listsessions", "-a"], None).await;
+    assert_eq!(rows(&all).len(), 2, "{all:?}");
+    let franks = json_of(&cli.run(&["listsessions", "frank", "--json"], None).await);
+    assert_eq!(franks["sessions"].as_array().unwrap().len(), 1);
+    let none_expired = cli.run(&["killsessions", "-x", "-a"], None).await;
+    assert_eq!(
+        none_expired.stdout.trim(),
+        "killed 0 session(s)",
+        "{none_expired:?}"
+    );
+    let killed = cli.run(&["killsessions", "frank"], None).await;
+    assert_eq!(killed.stdout.trim(), "killed 1 session(s)", "{killed:?}");
+    assert_eq!(
+        cli.run(&["killsessions"], None).await.code,
+        2,
+        "USER or --all"
+    );
+
+    let out = cli
+        .run(&["cpasswd", "frank"], Some("new-s3cret-pass\n"))
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    app.login("frank", "new-s3cret-pass").await;
+
+    assert_eq!(
+        cli.run(&["delete", "frank"], None).await.code,
+        2,
+        "--yes without a terminal"
+    );
+    assert_eq!(cli.run(&["delete", "frank", "--yes"], None).await.code, 0);
+    assert_eq!(cli.run(&["info", "frank"], None).await.code, 1);
+}
