@@ -83,7 +83,11 @@ const NOT_RUN: &[(&str, &str)] = &[
 ];
 
 /// The headings whose ```sh blocks this file runs.
-const RUN: &[&str] = &["The two commands", "Two minutes with curl"];
+const RUN: &[&str] = &[
+    "The two commands",
+    "Two minutes with curl",
+    "Managing users from the command line",
+];
 
 #[test]
 fn every_sh_block_of_the_readme_is_run_by_a_test_or_says_why_not() {
@@ -228,6 +232,41 @@ fn the_two_minutes_with_curl_run_as_written() {
         out.lines()
             .any(|l| l.to_ascii_lowercase().starts_with("x-user: alice")),
         "forward auth named no user:\n{run}"
+    );
+}
+
+#[test]
+fn the_operators_command_line_session_runs_as_written_beside_an_embedded_daemon() {
+    let blocks = sh_blocks_under("Managing users from the command line");
+    let session: String = blocks.iter().map(|b| b.body.as_str()).collect();
+    let script = format!(
+        "pgusers serve --embedded &\n\
+         until curl -sf localhost:8080/readyz >/dev/null; do\n\
+           kill -0 $! 2>/dev/null || {{ echo 'the daemon exited'; exit 1; }}\n\
+           sleep 0.1\n\
+         done\n\
+         {session}"
+    );
+    let run = Scenario::new().run(&script);
+    assert!(run.ok, "the command-line session failed:\n{run}");
+    let out = &run.stdout;
+    for expected in [
+        "created user 'alice'",
+        r#""username": "alice""#,
+        "email alice@example.com",
+        "is now an administrator",
+        "session TTL is now 43200 s",
+        "killed 1 session(s)",
+        "deleted user 'alice'",
+    ] {
+        assert!(
+            out.contains(expected),
+            "the session printed no {expected}:\n{run}"
+        );
+    }
+    assert!(
+        !out.contains("correct horse battery") && !run.stderr.contains("correct horse battery"),
+        "the password was printed:\n{run}"
     );
 }
 
