@@ -148,7 +148,7 @@ pub async fn build(
         clock,
         tunables: Arc::new(Tunables::new(&settings)),
         hasher: Arc::new(hasher),
-        min_password_chars: settings.password.min_length,
+        password_policy: settings.password.policy(),
         refreshes: Arc::default(),
         lookups: Arc::new(crate::lookups::LookupBatcher::for_pool(
             pool.clone(),

@@ -492,3 +492,47 @@ async fn null_is_not_a_username_email_or_old_password() {
         .await;
     assert_eq!(r.code(), "BAD_CALL");
 }
+
+#[actix_web::test]
+async fn with_the_library_policy_any_non_empty_password_is_accepted() {
+    let app = TestApp::start_with(|s| {
+        s.password.min_length = 1;
+        s.password.check_common = false;
+    })
+    .await;
+    let id = app.create_user("user1", "pass1", false).await;
+    app.login("user1", "pass1").await;
+    let r = app
+        .admin(
+            Method::PUT,
+            &format!("/v1/users/{id}/password"),
+            Some(json!({"new_password": "pw1", "old_password": "pass1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.login("user1", "pw1").await;
+    app.create_user("user2", "12345678", false).await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"username": "user3", "password": "", "email": "user3@example.org"})),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_CALL", "an empty password is still refused");
+}
+
+#[actix_web::test]
+async fn by_default_short_and_common_passwords_are_refused() {
+    let app = TestApp::start().await;
+    for password in ["pass1", "12345678"] {
+        let r = app
+            .admin(
+                Method::POST,
+                "/v1/users",
+                Some(json!({"username": "user1", "password": password, "email": "user1@example.org"})),
+            )
+            .await;
+        assert_eq!(r.code(), "BAD_CALL", "{password}: {}", r.text);
+    }
+}

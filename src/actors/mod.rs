@@ -17,6 +17,7 @@ pub use user::{NewAccount, PasswordChange, UserHandle};
 
 use crate::cache::SessionCache;
 use crate::clock::SharedClock;
+use crate::domain::validate::PasswordPolicy;
 use crate::error::ApiError;
 use crate::passwords::PasswordHasher;
 use crate::store::StoreError;
@@ -30,7 +31,7 @@ pub struct Core {
     pub clock: SharedClock,
     pub tunables: Arc<Tunables>,
     pub hasher: Arc<PasswordHasher>,
-    pub min_password_chars: usize,
+    pub password_policy: PasswordPolicy,
     pub guard: Arc<crate::guard::Guard>,
     pub refreshes: Arc<crate::refresh_queue::RefreshQueue>,
     /// Session lookups for cache misses, batched across concurrent checks.

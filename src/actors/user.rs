@@ -198,7 +198,7 @@ impl UserHandle {
     pub async fn create(&self, account: NewAccount) -> ApiResult<i64> {
         validate::username(&account.username)?;
         validate::email(&account.email)?;
-        validate::new_password(&account.password, self.core.min_password_chars)?;
+        validate::new_password(&account.password, self.core.password_policy)?;
         ask(&self.addr, account).await
     }
 
@@ -263,7 +263,7 @@ impl UserHandle {
     }
 
     pub async fn change_password(&self, change: PasswordChange) -> ApiResult<()> {
-        validate::new_password(&change.new_password, self.core.min_password_chars)?;
+        validate::new_password(&change.new_password, self.core.password_policy)?;
         ask(&self.addr, change).await
     }
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::{Command, Stdio};
 
 use super::Failure;
-use crate::domain::validate;
+use crate::domain::validate::{self, PasswordPolicy};
 
 /// Whether a person can answer prompts.
 pub(super) fn interactive() -> bool {
@@ -14,7 +14,7 @@ pub(super) fn interactive() -> bool {
 }
 
 /// A new password: typed twice on a terminal, or one line of standard input; validated.
-pub(super) async fn new_password(min_chars: usize) -> Result<String, Failure> {
+pub(super) async fn new_password(policy: PasswordPolicy) -> Result<String, Failure> {
     let password = if interactive() {
         let first = ask("New password: ", true).await?;
         let second = ask("Repeat the new password: ", true).await?;
@@ -26,7 +26,7 @@ pub(super) async fn new_password(min_chars: usize) -> Result<String, Failure> {
         read_stdin_line()?
             .ok_or_else(|| Failure::BadInput("no password on standard input".into()))?
     };
-    validate::new_password(&password, min_chars)?;
+    validate::new_password(&password, policy)?;
     Ok(password)
 }
 

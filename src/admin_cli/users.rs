@@ -235,7 +235,7 @@ async fn hash(password: String, settings: &Settings) -> Result<String, Failure> 
 
 async fn add(new: NewAccount, settings: &Settings, json: bool) -> Outcome {
     let db = connect::open(settings).await?;
-    let password = prompt::new_password(settings.password.min_length).await?;
+    let password = prompt::new_password(settings.password.policy()).await?;
     let password_hash = hash(password, settings).await?;
     let userid = store::insert(
         &db.client,
@@ -385,7 +385,7 @@ async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(usize, 
 
 async fn passwd(mut db: Database, spec: &str, settings: &Settings, json: bool) -> Outcome {
     let user = resolve(&db.client, spec).await?;
-    let password = prompt::new_password(settings.password.min_length).await?;
+    let password = prompt::new_password(settings.password.policy()).await?;
     let password_hash = hash(password, settings).await?;
     let tx = db.client.transaction().await?;
     if !store::set_password_hash(&tx, user.userid, &password_hash).await? {

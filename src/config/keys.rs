@@ -176,6 +176,10 @@ pub const KEYS: &[KeyDef] = &[
         "password.min_length",
         "shortest password accepted, in characters",
     ),
+    key(
+        "password.check_common",
+        "refuse the most common passwords for new passwords",
+    ),
     key("password.argon2_memory_kib", "argon2id memory cost in KiB"),
     key("password.argon2_iterations", "argon2id time cost"),
     key("password.argon2_parallelism", "argon2id lanes"),
@@ -418,6 +422,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "janitor.interval" => s.janitor.interval = non_zero(raw.duration()?)?,
         "janitor.batch_size" => s.janitor.batch_size = at_least(raw.positive()?, 1)?,
         "password.min_length" => s.password.min_length = at_least(raw.positive()?, 1)?,
+        "password.check_common" => s.password.check_common = raw.bool()?,
         "password.argon2_memory_kib" => {
             s.password.argon2_memory_kib = at_least(raw.positive()?, 8)?
         }

@@ -157,6 +157,7 @@ pub struct JanitorSettings {
 #[derive(Debug, Clone)]
 pub struct PasswordSettings {
     pub min_length: usize,
+    pub check_common: bool,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -297,6 +298,7 @@ impl Default for Settings {
             },
             password: PasswordSettings {
                 min_length: 8,
+                check_common: true,
                 argon2_memory_kib: 19_456,
                 argon2_iterations: 2,
                 argon2_parallelism: 1,
@@ -343,6 +345,16 @@ impl Default for Settings {
                 retention: Duration::from_secs(90 * 86_400),
             },
             config_file: None,
+        }
+    }
+}
+
+impl PasswordSettings {
+    /// The rules a new password must satisfy.
+    pub fn policy(&self) -> crate::domain::validate::PasswordPolicy {
+        crate::domain::validate::PasswordPolicy {
+            min_chars: self.min_length,
+            refuse_common: self.check_common,
         }
     }
 }

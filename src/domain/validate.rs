@@ -54,20 +54,31 @@ pub fn email(address: &str) -> Result<(), Invalid> {
     }
 }
 
-/// At least `min_chars` characters and at most 1024 bytes.
-pub fn new_password(password: &str, min_chars: usize) -> Result<(), Invalid> {
+/// What a new password must satisfy (the `[password]` section of the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Shortest password accepted, in characters after normalisation.
+    pub min_chars: usize,
+    /// Refuse the bundled most common passwords.
+    pub refuse_common: bool,
+}
+
+/// At least `policy.min_chars` characters, at most 1024 bytes, and (when the policy says so)
+/// not one of the most common passwords.
+pub fn new_password(password: &str, policy: PasswordPolicy) -> Result<(), Invalid> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(invalid(format!(
             "password must be at most {MAX_PASSWORD_BYTES} bytes"
         )));
     }
     let normalized = normalize_password(password);
+    let min_chars = policy.min_chars;
     if normalized.chars().count() < min_chars {
         return Err(invalid(format!(
             "password must be at least {min_chars} characters"
         )));
     }
-    if is_common_password(&normalized) {
+    if policy.refuse_common && is_common_password(&normalized) {
         return Err(invalid("password is too common; choose another"));
     }
     Ok(())
@@ -129,17 +140,37 @@ mod tests {
         assert!(email(&format!("{}@b", "a".repeat(253))).is_err());
     }
 
+    const DEFAULT_POLICY: PasswordPolicy = PasswordPolicy {
+        min_chars: 8,
+        refuse_common: true,
+    };
+
     #[test]
     fn passwords_have_a_minimum_length_and_a_byte_cap() {
-        assert!(new_password("q7-walrus", 8).is_ok());
-        assert!(new_password("12345678", 8).is_err(), "too common");
-        assert!(new_password("1234567", 8).is_err());
-        assert!(new_password(&"p".repeat(1025), 8).is_err());
-        let err = new_password("short", 8).unwrap_err();
+        assert!(new_password("q7-walrus", DEFAULT_POLICY).is_ok());
+        assert!(
+            new_password("12345678", DEFAULT_POLICY).is_err(),
+            "too common"
+        );
+        assert!(new_password("1234567", DEFAULT_POLICY).is_err());
+        assert!(new_password(&"p".repeat(1025), DEFAULT_POLICY).is_err());
+        let err = new_password("short", DEFAULT_POLICY).unwrap_err();
         assert!(
             !err.0.contains("short"),
             "the message never echoes the password"
         );
+    }
+
+    #[test]
+    fn the_library_policy_accepts_any_non_empty_password_up_to_the_byte_cap() {
+        let library = PasswordPolicy {
+            min_chars: 1,
+            refuse_common: false,
+        };
+        assert!(new_password("pw1", library).is_ok());
+        assert!(new_password("12345678", library).is_ok(), "common, allowed");
+        assert!(new_password("", library).is_err());
+        assert!(new_password(&"p".repeat(1025), library).is_err());
     }
 
     #[test]
