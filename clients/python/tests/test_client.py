@@ -46,6 +46,7 @@ def test_the_librarys_connection_arguments_are_accepted_and_others_refused():
         ("127.0.0.1:8080", "http:// or https://"),
         ("ftp://127.0.0.1", "http:// or https://"),
         ("http://tok:secret-token@127.0.0.1", "must not carry credentials"),
+        ("ftp://tok:secret-token@127.0.0.1", "must not carry credentials"),
         ("http://127.0.0.1/?a=b", "query"),
         ("http://127.0.0.1:99999", "invalid port"),
     ],

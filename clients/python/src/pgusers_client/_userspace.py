@@ -184,11 +184,13 @@ class UserSpace:
         pass
 
     def _setup(self, url, token, timeout, pool_size, ca_certs):
+        if not isinstance(url, str):
+            raise BadCallError("url must be a string")
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadCallError(f"PGUSERS_URL must be an http:// or https:// URL, not {url!r}")
         if parts.username is not None or parts.password is not None:
             raise BadCallError("PGUSERS_URL must not carry credentials: use PGUSERS_API_TOKEN")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadCallError("PGUSERS_URL must be an http:// or https:// URL with a host")
         if parts.query or parts.fragment:
             raise BadCallError("PGUSERS_URL must not have a query or a fragment")
         try:
@@ -200,10 +202,16 @@ class UserSpace:
         self.url = url
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
-        self._timeout = urllib3.Timeout(total=10.0 if timeout is None else float(timeout))
-        self._pool_size = 10 if pool_size is None else int(pool_size)
+        try:
+            seconds = 10.0 if timeout is None else float(timeout)
+            self._pool_size = 10 if pool_size is None else int(pool_size)
+        except (TypeError, ValueError):
+            raise BadCallError("timeout and pool_size must be numbers") from None
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise BadCallError("timeout must be a positive number of seconds")
         if self._pool_size < 1:
             raise BadCallError("pool_size must be at least 1")
+        self._timeout = urllib3.Timeout(total=seconds)
         self._ca_certs = ca_certs
         agent = "pgusers-client/0.1"
         self._plain_headers = {"User-Agent": agent}
