@@ -26,9 +26,8 @@ DBNAME = "pytestdb"
 USERNAME = "admin"
 PASSWORD = "nihao2233"
 
-SHORT_TTL = (
-    2  # PORT: seconds; the time-dependent tests wait instead of patching time.time
-)
+# PORT: the time-dependent tests wait this TTL out instead of patching time.time
+SHORT_TTL = 3
 
 
 def empty_userspace(us):
@@ -327,7 +326,7 @@ class SessionTests(unittest.TestCase):
     def test_session_gets_updated(self):
         "A validated session gets updated"
         userid = self.us.create_user("user10", "pass10", "user10@suchandsu.ch")
-        # PORT: a 2 s TTL and real time instead of time.time patched
+        # PORT: a short TTL and real time instead of time.time patched
         self.us.set_session_TTL(SHORT_TTL)
         seskey, admin, userid = self.us.validate_user("user10", "pass10")
         # at this point expiration time is now + ttl
