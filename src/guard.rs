@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::config::{AuditSettings, ThrottleSettings};
 use crate::error::ApiError;
 use crate::store::security::{self as store, AuditEvent};
-use crate::store::GenericClient;
+use crate::store::{GenericClient, StoreError};
 
 const ACCOUNT: &str = "account";
 const ADDRESS: &str = "address";
@@ -27,6 +27,34 @@ pub struct Guard {
 /// so a lock says nothing about existence).
 pub fn account_key(username: &str) -> String {
     username.to_lowercase().replace('\0', "\u{fffd}")
+}
+
+/// The throttle key of a client address: IPv4 addresses whole, IPv6 addresses by their /64
+/// (what one customer line or host usually gets, so rotating through it does not help).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn threshold(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A login attempt reserved on the throttle, to settle once the password is checked.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    key: String,
+    account: i32,
+    address: Option<(String, i32)>,
 }
 
 fn seconds(d: std::time::Duration) -> Duration {
@@ -50,23 +78,71 @@ impl Guard {
         }
     }
 
-    /// Refuses (429 with Retry-After) while the account or the address is locked.
-    pub async fn admit(
+    /// Reserves a login attempt for the account and the client address before any hashing, in
+    /// one transaction (account row first, then address row, so concurrent reservations never
+    /// deadlock). Refuses (429 with Retry-After) while either is locked or has no attempt left,
+    /// attempts in flight included: N parallel guesses on any number of instances get at most
+    /// the configured number of verifications.
+    pub async fn reserve(
         &self,
-        db: &impl GenericClient,
+        db: &mut deadpool_postgres::Object,
         username: &str,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<(), ApiError> {
-        let mut until = store::locked_until(db, ACCOUNT, &account_key(username), now).await?;
-        if let Some(ip) = client {
-            let by_address = store::locked_until(db, ADDRESS, &ip.to_string(), now).await?;
+    ) -> Result<Attempt, ApiError> {
+        let window = self.throttle.window.as_secs_f64();
+        let key = account_key(username);
+        let address = client.map(address_key);
+        let tx = db.transaction().await.map_err(StoreError::from)?;
+        let account_threshold = threshold(self.throttle.account_failures);
+        let Some(account) =
+            store::reserve(&tx, ACCOUNT, &key, now, window, account_threshold).await?
+        else {
+            drop(tx);
+            return Err(self.refusal(db, &key, address.as_deref(), now).await);
+        };
+        let address = match address {
+            Some(ip) => {
+                let address_threshold = threshold(self.throttle.address_failures);
+                match store::reserve(&tx, ADDRESS, &ip, now, window, address_threshold).await? {
+                    Some(n) => Some((ip, n)),
+                    None => {
+                        drop(tx);
+                        return Err(self.refusal(db, &key, Some(&ip), now).await);
+                    }
+                }
+            }
+            None => None,
+        };
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Attempt {
+            key,
+            account,
+            address,
+        })
+    }
+
+    /// The 429 for a refused reservation: Retry-After until the longer lock ends, or one second
+    /// when the attempts left are all in flight.
+    async fn refusal(
+        &self,
+        db: &impl GenericClient,
+        key: &str,
+        address: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> ApiError {
+        let mut until = store::locked_until(db, ACCOUNT, key, now)
+            .await
+            .ok()
+            .flatten();
+        if let Some(ip) = address {
+            let by_address = store::locked_until(db, ADDRESS, ip, now)
+                .await
+                .ok()
+                .flatten();
             until = until.max(by_address);
         }
-        match until {
-            Some(until) => Err(retry_after(now, until)),
-            None => Ok(()),
-        }
+        retry_after(now, until.unwrap_or(now))
     }
 
     /// The lock a failure count earns: `base_lock` at the threshold, doubling after.
@@ -85,36 +161,49 @@ impl Guard {
         Some(lock.min(seconds(self.throttle.max_lock)))
     }
 
-    /// Counts a failed login; returns the lock it caused, if any.
+    /// Settles a reserved attempt whose password was wrong (it stays counted); returns the
+    /// lock it caused, if any.
     pub async fn failed(
         &self,
         db: &impl GenericClient,
-        username: &str,
-        client: Option<IpAddr>,
+        attempt: &Attempt,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, ApiError> {
-        let window = self.throttle.window.as_secs_f64();
-        let key = account_key(username);
-        let failures = store::record_failure(db, ACCOUNT, &key, now, window).await?;
         let mut locked = None;
-        if let Some(lock) = self.lock_for(failures, self.throttle.account_failures) {
-            store::lock(db, ACCOUNT, &key, now + lock).await?;
+        if let Some(lock) = self.lock_for(attempt.account, self.throttle.account_failures) {
+            store::lock(db, ACCOUNT, &attempt.key, now + lock, attempt.account).await?;
             locked = Some(now + lock);
         }
-        if let Some(ip) = client {
-            let ip = ip.to_string();
-            let failures = store::record_failure(db, ADDRESS, &ip, now, window).await?;
-            if let Some(lock) = self.lock_for(failures, self.throttle.address_failures) {
-                store::lock(db, ADDRESS, &ip, now + lock).await?;
+        if let Some((ip, n)) = &attempt.address {
+            if let Some(lock) = self.lock_for(*n, self.throttle.address_failures) {
+                store::lock(db, ADDRESS, ip, now + lock, *n).await?;
                 locked = locked.max(Some(now + lock));
             }
         }
         Ok(locked)
     }
 
-    /// A successful login resets the account's counter.
-    pub async fn succeeded(&self, db: &impl GenericClient, username: &str) -> Result<(), ApiError> {
-        store::clear(db, ACCOUNT, &account_key(username)).await?;
+    /// Settles a reserved attempt whose password was right: the account's attempts counted
+    /// before this one began are forgotten (never those made since, which may still be in
+    /// flight), and the address gets its attempt back.
+    pub async fn succeeded(
+        &self,
+        db: &impl GenericClient,
+        attempt: &Attempt,
+    ) -> Result<(), ApiError> {
+        store::release(db, ACCOUNT, &attempt.key, attempt.account).await?;
+        if let Some((ip, _)) = &attempt.address {
+            store::release(db, ADDRESS, ip, 1).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives a reserved attempt back when no password was checked (the hashing queue was full).
+    pub async fn cancel(&self, db: &impl GenericClient, attempt: &Attempt) -> Result<(), ApiError> {
+        store::release(db, ACCOUNT, &attempt.key, 1).await?;
+        if let Some((ip, _)) = &attempt.address {
+            store::release(db, ADDRESS, ip, 1).await?;
+        }
         Ok(())
     }
 
@@ -176,5 +265,20 @@ mod tests {
         assert_eq!(g.lock_for(6, 5), Some(Duration::seconds(60)));
         assert_eq!(g.lock_for(7, 5), Some(Duration::seconds(120)));
         assert_eq!(g.lock_for(60, 5), Some(Duration::minutes(15)));
+    }
+
+    #[test]
+    fn ipv6_clients_are_throttled_per_64_and_ipv4_per_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), "2001:db8:1:2::/64");
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        assert_eq!(address_key("192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7"
+        );
     }
 }

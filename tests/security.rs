@@ -329,3 +329,144 @@ async fn security_events_are_recorded_listed_and_purged() {
         "events older than the retention are purged"
     );
 }
+
+#[actix_web::test]
+async fn a_parallel_burst_over_two_instances_gets_at_most_the_configured_verifications() {
+    let a = TestApp::start_with(|s| {
+        strict(s);
+        s.throttle.account_failures = 5;
+    })
+    .await;
+    let b = a
+        .another_instance(|s| {
+            strict(s);
+            s.throttle.account_failures = 5;
+        })
+        .await;
+    a.create_user("victim", "s3cret-pass", false).await;
+    let attempts = (0..40).map(|i| {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let password = if i == 39 { "s3cret-pass" } else { "wrong-pass" };
+        login_as(&a, base, "victim", password, "203.0.113.77")
+    });
+    let replies = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    let verified = statuses
+        .iter()
+        .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        verified <= 5,
+        "{verified} passwords were checked, not at most 5: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
+        "{statuses:?}"
+    );
+    let after = login_as(&a, &b.base, "victim", "wrong-pass", "203.0.113.78").await;
+    assert_eq!(after.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[actix_web::test]
+async fn no_session_from_a_login_with_the_old_password_outlives_a_password_change() {
+    // One slow hashing thread: the change's hash is queued ahead of the login's verification,
+    // so the login reads the old hash before the change commits and verifies it after.
+    let app = TestApp::start_with(|s| {
+        s.password.hash_threads = 1;
+        s.password.argon2_memory_kib = 4096;
+        s.password.argon2_iterations = 3;
+    })
+    .await;
+    let id = app.create_user("dora", "old-secret-1", false).await;
+    for round in 0..3 {
+        let (old, new) = (
+            format!("old-secret-{}", round + 1),
+            format!("old-secret-{}", round + 2),
+        );
+        let path = format!("/v1/users/{id}/password");
+        let change = app.admin(Method::PUT, &path, Some(json!({ "new_password": new })));
+        let login = async {
+            actix_web::rt::time::sleep(Duration::from_millis(30)).await;
+            login_as(&app, &app.base, "dora", &old, "203.0.113.90").await
+        };
+        let (changed, login) = futures_util::future::join(change, login).await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT);
+        if login.status == StatusCode::CREATED {
+            let key = login.body["key"].as_str().unwrap();
+            assert_eq!(
+                app.check(key).await.status,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: a session made with the old password is still valid"
+            );
+        } else {
+            assert_eq!(login.code(), "INVALID_CREDENTIALS", "round {round}");
+        }
+    }
+    let rows = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM sessions WHERE userid = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(rows.get::<_, i64>(0), 0);
+}
+
+#[actix_web::test]
+async fn the_old_password_check_of_a_self_service_change_is_throttled_and_audited() {
+    let app = TestApp::start_with(strict).await;
+    let id = app.create_user("racer", "s3cret-pass", false).await;
+    let key = app.login("racer", "s3cret-pass").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .http
+            .put(format!("{}/v1/me/password", app.base))
+            .bearer_auth(&key)
+            .header("X-Forwarded-For", "203.0.113.99")
+            .json(&json!({"old_password": "wrong-pass", "new_password": "n3w-secret-pass"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let r = login_as(&app, &app.base, "racer", "s3cret-pass", "203.0.113.98").await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same lock as logins"
+    );
+    let r = app
+        .admin(Method::GET, &format!("/v1/audit?userid={id}"), None)
+        .await;
+    let kinds: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "password_change_failure")
+            .count(),
+        3,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"lockout"), "{kinds:?}");
+}

@@ -46,14 +46,17 @@ impl Actor for SessionActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(SessionKey, DateTime<Utc>), ApiError>")]
+#[rtype(result = "Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>")]
 struct Create {
     userid: i64,
+    /// The password hash the login verified: the session is only created while the account
+    /// still has it (a password change or a deletion in between means no session).
+    verified_hash: String,
     extra_data: Option<Value>,
 }
 
 impl Handler<Create> for SessionActor {
-    type Result = ResponseFuture<Result<(SessionKey, DateTime<Utc>), ApiError>>;
+    type Result = ResponseFuture<Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>>;
 
     fn handle(&mut self, msg: Create, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -63,11 +66,12 @@ impl Handler<Create> for SessionActor {
             let max_expires_at = absolute_end(now, core.tunables.max_lifetime());
             let expires_at = slide(now, core.tunables.ttl(), max_expires_at);
             let db = core.db().await?;
-            store::insert(
+            let created = store::insert(
                 &db,
                 &NewSession {
                     digest: &key.digest(),
                     userid: msg.userid,
+                    verified_hash: &msg.verified_hash,
                     now,
                     expires_at,
                     max_expires_at,
@@ -75,7 +79,7 @@ impl Handler<Create> for SessionActor {
                 },
             )
             .await?;
-            Ok((key, expires_at))
+            Ok(created.map(|_| (key, expires_at)))
         })
     }
 }
@@ -323,33 +327,36 @@ impl SessionHandle {
     pub async fn login(&self, request: NewLogin) -> ApiResult<LoginOutcome> {
         let core = &self.core;
         let now = core.clock.now();
-        let user: Option<UserRow> = {
-            let db = core.db().await?;
-            core.guard
-                .admit(&db, &request.username, request.client, now)
+        let (attempt, user): (_, Option<UserRow>) = {
+            let mut db = core.db().await?;
+            let attempt = core
+                .guard
+                .reserve(&mut db, &request.username, request.client, now)
                 .await?;
-            users_store::find_by_username(&db, &request.username).await?
+            (
+                attempt,
+                users_store::find_by_username(&db, &request.username).await?,
+            )
         };
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let rehash_with = match &stored_hash {
             Some(h) if core.hasher.needs_rehash(h) => Some(request.password.clone()),
             _ => None,
         };
-        let ok = core
-            .hasher
-            .verify(request.password, stored_hash)
-            .await
-            .map_err(crate::http::hash_error)?;
+        let ok = match core.hasher.verify(request.password, stored_hash).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                core.guard.cancel(&core.db().await?, &attempt).await?;
+                return Err(crate::http::hash_error(e));
+            }
+        };
         METRICS.login(ok && user.is_some());
         let db = core.db().await?;
         let user = match user {
             Some(u) if ok => u,
             other => {
                 let userid = other.map(|u| u.userid);
-                let locked = core
-                    .guard
-                    .failed(&db, &request.username, request.client, now)
-                    .await?;
+                let locked = core.guard.failed(&db, &attempt, now).await?;
                 core.guard
                     .record(
                         &db,
@@ -378,10 +385,13 @@ impl SessionHandle {
                 return Err(ApiError::InvalidCredentials);
             }
         };
-        core.guard.succeeded(&db, &request.username).await?;
+        core.guard.succeeded(&db, &attempt).await?;
+        drop(db);
+        let mut verified_hash = user.password_hash.clone();
         if let Some(password) = rehash_with {
             match core.hasher.hash(password).await {
                 Ok(new_hash) => {
+                    let db = core.db().await?;
                     if users_store::replace_password_hash(
                         &db,
                         user.userid,
@@ -394,20 +404,22 @@ impl SessionHandle {
                             userid = user.userid,
                             "password rehashed with the configured parameters"
                         );
+                        verified_hash = new_hash;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
             }
         }
-        drop(db);
         let (key, expires_at) = ask(
             &self.addr,
             Create {
                 userid: user.userid,
+                verified_hash,
                 extra_data: request.extra_data,
             },
         )
-        .await?;
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
         let db = core.db().await?;
         core.guard
             .record(

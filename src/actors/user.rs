@@ -120,6 +120,8 @@ pub struct PasswordChange {
     pub old_password: Option<String>,
     /// The session that asked for the change, kept alive when it belongs to the same user.
     pub keep: Option<KeyDigest>,
+    /// The client's address, for the throttle and the audit trail of old-password checks.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Handler<PasswordChange> for UserActor {
@@ -136,14 +138,7 @@ impl Handler<PasswordChange> for UserActor {
                 return Err(ApiError::user_not_found());
             };
             if let Some(old) = msg.old_password {
-                let ok = core
-                    .hasher
-                    .verify(old, Some(user.password_hash))
-                    .await
-                    .map_err(crate::http::hash_error)?;
-                if !ok {
-                    return Err(ApiError::Rejected);
-                }
+                check_old_password(&core, &user, old, msg.client).await?;
             }
             let hash = core
                 .hasher
@@ -170,6 +165,59 @@ impl Handler<PasswordChange> for UserActor {
             Ok(())
         })
     }
+}
+
+/// Checks a user's old password like a login: an attempt reserved on the throttle (account and
+/// address) before hashing, failures counted, locked and audited.
+async fn check_old_password(
+    core: &Core,
+    user: &UserRow,
+    old: String,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), ApiError> {
+    let now = core.clock.now();
+    let attempt = {
+        let mut db = core.db().await?;
+        core.guard
+            .reserve(&mut db, &user.username, client, now)
+            .await?
+    };
+    let ok = match core
+        .hasher
+        .verify(old, Some(user.password_hash.clone()))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(e) => {
+            core.guard.cancel(&core.db().await?, &attempt).await?;
+            return Err(crate::http::hash_error(e));
+        }
+    };
+    let db = core.db().await?;
+    if ok {
+        core.guard.succeeded(&db, &attempt).await?;
+        return Ok(());
+    }
+    let locked = core.guard.failed(&db, &attempt, now).await?;
+    let (userid, name) = (Some(user.userid), Some(user.username.as_str()));
+    core.guard
+        .record(
+            &db,
+            now,
+            "password_change_failure",
+            userid,
+            name,
+            client,
+            None,
+        )
+        .await;
+    if let Some(until) = locked {
+        let detail = serde_json::json!({ "locked_until": until });
+        core.guard
+            .record(&db, now, "lockout", userid, name, client, Some(detail))
+            .await;
+    }
+    Err(ApiError::Rejected)
 }
 
 /// The way into accounts: reads go straight to the store, mutations through the actor.

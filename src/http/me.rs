@@ -32,6 +32,7 @@ pub async fn change_password(
             new_password: r.new_password,
             old_password: Some(r.old_password),
             keep: Some(me.digest),
+            client: super::client::client_addr(&req, &state),
         })
         .await?;
     let detail = json!({ "by": "self" });

@@ -145,6 +145,7 @@ pub async fn change_password(
             new_password: r.new_password,
             old_password: r.old_password.flatten(),
             keep: admin.own_session_of(userid),
+            client: super::client::client_addr(&req, &state),
         })
         .await?;
     super::audit::note(

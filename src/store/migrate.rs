@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_security",
         sql: include_str!("../../migrations/0003_security.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_login_attempts",
+        sql: include_str!("../../migrations/0004_login_attempts.sql"),
+    },
 ];
 
 /// The schema version this binary expects.

@@ -22,39 +22,75 @@ pub async fn locked_until(
     }
 }
 
-/// Counts one failure (starting over when the last one is older than `window_secs`); returns
-/// the number of failures in the current window.
-pub async fn record_failure(
+/// Reserves one login attempt on `(scope, key)` before any password is hashed, in one
+/// statement: the row counts attempts in flight and failed ones in the current window (starting
+/// over when the last one is older than `window_secs`). Returns the attempt's number in the
+/// window, or `None` when the row is locked or its attempts are used up (in flight included).
+pub async fn reserve(
     db: &impl GenericClient,
     scope: &str,
     key: &str,
     now: DateTime<Utc>,
     window_secs: f64,
-) -> StoreResult<i32> {
+    threshold: i32,
+) -> StoreResult<Option<i32>> {
     const SQL: &str = "INSERT INTO login_failures AS f (scope, key, failures, first_failure_at, last_failure_at)
                        VALUES ($1, $2, 1, $3, $3)
                        ON CONFLICT (scope, key) DO UPDATE SET
                          failures = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN 1 ELSE f.failures + 1 END,
                          first_failure_at = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN $3 ELSE f.first_failure_at END,
+                         allowed = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN NULL ELSE f.allowed END,
                          last_failure_at = $3
+                       WHERE (f.locked_until IS NULL OR f.locked_until <= $3)
+                         AND (f.last_failure_at < $3 - make_interval(secs => $4) OR f.failures < COALESCE(f.allowed, $5))
                        RETURNING failures";
     let stmt = db.prepare_cached(SQL).await?;
-    db.query_one(&stmt, &[&scope, &key, &now, &window_secs])
+    match db
+        .query_opt(&stmt, &[&scope, &key, &now, &window_secs, &threshold])
         .await?
-        .try_get(0)
-        .map_err(StoreError::Db)
+    {
+        Some(row) => row.try_get(0).map(Some).map_err(StoreError::Db),
+        None => Ok(None),
+    }
 }
 
+/// Locks `(scope, key)` until `until` (never shortening a longer lock) after its attempt number
+/// `attempt` failed; the row then admits one attempt more than it has seen.
 pub async fn lock(
     db: &impl GenericClient,
     scope: &str,
     key: &str,
     until: DateTime<Utc>,
+    attempt: i32,
 ) -> StoreResult<()> {
     let stmt = db
-        .prepare_cached("UPDATE login_failures SET locked_until = $3 WHERE scope = $1 AND key = $2")
+        .prepare_cached(
+            "UPDATE login_failures SET locked_until = GREATEST(locked_until, $3),
+                                       allowed = GREATEST(failures, $4) + 1
+             WHERE scope = $1 AND key = $2",
+        )
         .await?;
-    db.execute(&stmt, &[&scope, &key, &until]).await?;
+    db.execute(&stmt, &[&scope, &key, &until, &attempt]).await?;
+    Ok(())
+}
+
+/// Gives back attempts: after a success the `attempts` oldest ones (those counted before the
+/// success began), never the ones made since; one when no password was checked. A row given back
+/// every attempt forgets its allowance after a lock too.
+pub async fn release(
+    db: &impl GenericClient,
+    scope: &str,
+    key: &str,
+    attempts: i32,
+) -> StoreResult<()> {
+    let stmt = db
+        .prepare_cached(
+            "UPDATE login_failures SET failures = GREATEST(failures - $3, 0),
+                                       allowed = CASE WHEN failures > $3 THEN allowed END
+             WHERE scope = $1 AND key = $2",
+        )
+        .await?;
+    db.execute(&stmt, &[&scope, &key, &attempts]).await?;
     Ok(())
 }
 

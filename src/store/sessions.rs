@@ -43,18 +43,27 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> S
 pub struct NewSession<'a> {
     pub digest: &'a KeyDigest,
     pub userid: i64,
+    /// The password hash the login verified.
+    pub verified_hash: &'a str,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub max_expires_at: Option<DateTime<Utc>>,
     pub extra_data: Option<&'a Value>,
 }
 
-pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<i64> {
+/// Creates a session only while the user still exists with the password hash the login
+/// verified: the user row is share-locked, so a concurrent password change (which updates the
+/// hash and deletes the sessions in one transaction) either sees this session and deletes it,
+/// or commits first and this insert finds no row. `None` when there was none.
+pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<Option<i64>> {
     const SQL: &str = "INSERT INTO sessions (key_digest, userid, created_at, last_seen_at, expires_at, max_expires_at, extra_data)
-                       VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING session_id";
+                       SELECT $1, u.userid, $3, $3, $4, $5, $6 FROM users u
+                       WHERE u.userid = $2 AND u.password_hash = $7
+                       FOR SHARE
+                       RETURNING session_id";
     let stmt = db.prepare_cached(SQL).await?;
     let row = db
-        .query_one(
+        .query_opt(
             &stmt,
             &[
                 &s.digest.as_bytes(),
@@ -63,10 +72,11 @@ pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<
                 &s.expires_at,
                 &s.max_expires_at,
                 &s.extra_data,
+                &s.verified_hash,
             ],
         )
         .await?;
-    get(&row, 0)
+    row.map(|r| get(&r, 0)).transpose()
 }
 
 /// The sessions with these digests, each joined with its user; digests without a session are
