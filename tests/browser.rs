@@ -163,50 +163,23 @@ async fn call(
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_logs_in_through_nginx_and_out_again() {
-    let Some(nginx) = require_tool("browser", "nginx", &["/usr/sbin/nginx"], "nginx") else {
-        return;
-    };
-    let Some(chromium) = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")
-    else {
-        return;
-    };
-    let Some(chromedriver) = require_tool(
-        "browser",
-        "chromedriver",
-        &["/usr/bin/chromedriver"],
-        "chromium-driver",
-    ) else {
-        return;
-    };
+/// A browser session; fields drop in order: the browser closes, then chromedriver stops, then
+/// its directory goes.
+struct Browser {
+    wd: WebDriver,
+    _driver: ChildGuard,
+    _dir: tempfile::TempDir,
+}
 
-    // The daemon announces its login page through nginx (X-Login-Url), so the example's
-    // preferred branch is used: the original URL, query and all, percent-encoded by the
-    // daemon, and an absolute rd that the daemon must accept because the host is allowed.
-    let proxy_port = free_port();
-    let login_url = format!("http://127.0.0.1:{proxy_port}/login");
-    let allowed = format!("127.0.0.1:{proxy_port}");
-    let daemon = Daemon::start(&[
-        (
-            "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
-            "127.0.0.1/32,::1/128",
-        ),
-        ("PGUSERS_FORWARD_AUTH__LOGIN_URL", login_url.as_str()),
-        ("PGUSERS_LOGIN__ALLOWED_REDIRECT_HOSTS", allowed.as_str()),
-    ])
-    .await;
-    let up = Upstream::start().await;
-    let alice = daemon.create_user("alice", PASSWORD, false).await;
-    let proxy = start_proxy_on(ProxyKind::Nginx, &nginx, daemon.port, up.port, proxy_port).await;
-
-    // chromedriver on a free port, Chromium with a throwaway profile.
+/// chromedriver on a free port, headless Chromium with a throwaway profile; the guards close
+/// the browser (WebDriver first), then chromedriver, then remove the directory.
+async fn open_browser(chromium: &Path, chromedriver: &Path) -> Browser {
     let wd_dir = tempfile::Builder::new()
         .prefix("pgusers-chromedriver-")
         .tempdir()
         .unwrap();
     let wd_port = free_port();
-    let mut cmd = Command::new(&chromedriver);
+    let mut cmd = Command::new(chromedriver);
     cmd.arg(format!("--port={wd_port}"))
         .arg(format!(
             "--log-path={}",
@@ -263,6 +236,53 @@ async fn browser_logs_in_through_nginx_and_out_again() {
         port: wd_port,
         session,
     };
+
+    Browser {
+        wd,
+        _driver: driver,
+        _dir: wd_dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logs_in_through_nginx_and_out_again() {
+    let Some(nginx) = require_tool("browser", "nginx", &["/usr/sbin/nginx"], "nginx") else {
+        return;
+    };
+    let Some(chromium) = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")
+    else {
+        return;
+    };
+    let Some(chromedriver) = require_tool(
+        "browser",
+        "chromedriver",
+        &["/usr/bin/chromedriver"],
+        "chromium-driver",
+    ) else {
+        return;
+    };
+
+    // The daemon announces its login page through nginx (X-Login-Url), so the example's
+    // preferred branch is used: the original URL, query and all, percent-encoded by the
+    // daemon, and an absolute rd that the daemon must accept because the host is allowed.
+    let proxy_port = free_port();
+    let login_url = format!("http://127.0.0.1:{proxy_port}/login");
+    let allowed = format!("127.0.0.1:{proxy_port}");
+    let daemon = Daemon::start(&[
+        (
+            "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
+            "127.0.0.1/32,::1/128",
+        ),
+        ("PGUSERS_FORWARD_AUTH__LOGIN_URL", login_url.as_str()),
+        ("PGUSERS_LOGIN__ALLOWED_REDIRECT_HOSTS", allowed.as_str()),
+    ])
+    .await;
+    let up = Upstream::start().await;
+    let alice = daemon.create_user("alice", PASSWORD, false).await;
+    let proxy = start_proxy_on(ProxyKind::Nginx, &nginx, daemon.port, up.port, proxy_port).await;
+
+    let browser = open_browser(&chromium, &chromedriver).await;
+    let wd = &browser.wd;
 
     {
         let p = &proxy.base;
@@ -344,8 +364,91 @@ async fn browser_logs_in_through_nginx_and_out_again() {
     }
     // Close the browser, then stop chromedriver, nginx and the daemon (also on panic, by
     // the guards' Drop in reverse order of creation).
-    drop(wd);
-    drop(driver);
+    drop(browser);
     drop(proxy);
+    drop(daemon);
+}
+
+/// Serves `html` to every request on a free port of 127.0.0.1 (another origin than the
+/// daemon's when reached as `localhost`), until the runtime ends.
+async fn serve_page(html: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let html = html.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
+    let Some(chromium) = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")
+    else {
+        return;
+    };
+    let Some(chromedriver) = require_tool(
+        "browser",
+        "chromedriver",
+        &["/usr/bin/chromedriver"],
+        "chromium-driver",
+    ) else {
+        return;
+    };
+    let daemon = Daemon::start(&[]).await;
+    daemon.create_user("mallory", PASSWORD, false).await;
+    let login = format!("http://127.0.0.1:{}/login", daemon.port);
+    let attacker = serve_page(format!(
+        "<!doctype html><form id=\"f\" method=\"post\" action=\"{login}\">\
+         <input name=\"username\" value=\"mallory\"><input name=\"password\" value=\"{PASSWORD}\">\
+         <input name=\"rd\" value=\"/login\"></form>\
+         <script>document.getElementById('f').submit()</script>"
+    ))
+    .await;
+    let browser = open_browser(&chromium, &chromedriver).await;
+    let wd = &browser.wd;
+
+    wd.goto(&format!("http://localhost:{attacker}/")).await;
+    wd.wait_url("the daemon's answer to the forged post", |u| {
+        u.host_str() == Some("127.0.0.1") && u.path() == "/login"
+    })
+    .await;
+    let html = wd.source().await;
+    assert!(
+        html.contains("from another site"),
+        "the cross-site post was not refused: {html}"
+    );
+    let cookies = wd.call(reqwest::Method::GET, "/cookie", None).await;
+    assert!(
+        !cookies.to_string().contains(COOKIE),
+        "the browser got a session cookie from another site's form: {cookies}"
+    );
+    println!("browser: ok   a form on another site cannot log the browser in");
+
+    // The daemon's own form still works in the same browser.
+    wd.goto(&login).await;
+    wd.type_into("#username", "mallory").await;
+    wd.type_into("#password", PASSWORD).await;
+    wd.click("#submit").await;
+    wd.wait_url("the redirect after login", |u| u.path() != "/login")
+        .await;
+    let cookies = wd.call(reqwest::Method::GET, "/cookie", None).await;
+    assert!(
+        cookies.to_string().contains(COOKIE),
+        "the daemon's own form did not log in: {cookies}"
+    );
+    println!("browser: ok   the daemon's own form logs in");
+    drop(browser);
     drop(daemon);
 }

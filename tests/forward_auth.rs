@@ -523,3 +523,85 @@ async fn without_redirect_mode_a_browser_gets_the_401() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.headers.get(header::LOCATION).is_none());
 }
+
+#[actix_web::test]
+async fn the_login_form_refuses_posts_from_other_sites_and_other_sites_cannot_sign_users_out() {
+    let app = TestApp::start().await;
+    app.create_user("ivy", "s3cret-pass", false).await;
+    let own_origin = app.base.clone();
+    let post_login = |headers: Vec<(&'static str, String)>| {
+        let mut req = app
+            .http
+            .post(format!("{}/login", app.base))
+            .form(&[("username", "ivy"), ("password", "s3cret-pass")]);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    for refused in [
+        vec![("Sec-Fetch-Site", "cross-site".to_string())],
+        vec![("Sec-Fetch-Site", "same-site".to_string())],
+        vec![
+            ("Sec-Fetch-Site", "cross-site".to_string()),
+            ("Origin", own_origin.clone()),
+        ],
+        vec![("Origin", "https://evil.example".to_string())],
+        vec![("Origin", "null".to_string())],
+    ] {
+        let r = post_login(refused.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{refused:?}");
+        assert!(r.headers().get(header::SET_COOKIE).is_none(), "{refused:?}");
+        assert!(r.text().await.unwrap().contains("from another site"));
+    }
+    for accepted in [
+        vec![("Sec-Fetch-Site", "same-origin".to_string())],
+        vec![("Origin", own_origin.clone())],
+        vec![],
+    ] {
+        let r = post_login(accepted.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{accepted:?}");
+    }
+
+    let key = app.login("ivy", "s3cret-pass").await;
+    let cookie = format!("pgusers_session={key}");
+    let from_elsewhere = app
+        .http
+        .get(format!("{}/logout", app.base))
+        .header("Cookie", &cookie)
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_elsewhere.status(), StatusCode::OK);
+    assert!(from_elsewhere.headers().get(header::SET_COOKIE).is_none());
+    assert!(from_elsewhere
+        .text()
+        .await
+        .unwrap()
+        .contains("method=\"post\" action=\"/logout\""));
+    let posted_from_elsewhere = app
+        .http
+        .post(format!("{}/logout", app.base))
+        .header("Cookie", &cookie)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted_from_elsewhere.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.check(&key).await.status,
+        StatusCode::OK,
+        "the session survived both"
+    );
+    let confirmed = app
+        .http
+        .post(format!("{}/logout", app.base))
+        .header("Cookie", &cookie)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
+}

@@ -1,5 +1,6 @@
 //! The browser login flow: `GET/POST /login` (a small HTML form that sets the session cookie)
-//! and `GET/POST /logout`, with redirects restricted to relative paths and allowed hosts.
+//! and `GET/POST /logout`, with redirects restricted to relative paths and allowed hosts, and
+//! cross-site form posts refused (login CSRF).
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
@@ -97,6 +98,10 @@ fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> 
         .replace("{{rd}}", &escape(rd))
         .replace("{{username}}", &escape(username))
         .replace("{{message}}", &message);
+    html_response(status, html)
+}
+
+fn html_response(status: StatusCode, html: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -108,6 +113,41 @@ fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> 
         .insert_header(("Referrer-Policy", "no-referrer"))
         .body(html)
 }
+
+/// How the browser says a request relates to this site: `Sec-Fetch-Site` when it is sent
+/// (every current browser), else `Origin` compared with the request's own host.
+#[derive(Debug, PartialEq, Eq)]
+enum Provenance {
+    /// From this origin's own pages, typed or bookmarked, or not from a browser at all
+    /// (no `Sec-Fetch-Site` and no `Origin`: scripts, curl).
+    OwnPages,
+    /// From another site, or another origin of this site.
+    Elsewhere,
+}
+
+fn provenance(req: &HttpRequest) -> Provenance {
+    if let Some(site) = req.headers().get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Provenance::OwnPages,
+            _ => Provenance::Elsewhere,
+        };
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Provenance::OwnPages;
+    };
+    let own = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, host)| host.eq_ignore_ascii_case(req.connection_info().host()));
+    if own {
+        Provenance::OwnPages
+    } else {
+        Provenance::Elsewhere
+    }
+}
+
+const CROSS_SITE: &str = "This form was sent from another site. Sign in from this page instead.";
 
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let q: LoginQuery =
@@ -141,6 +181,9 @@ pub async fn submit(
     state: web::Data<AppState>,
     form: web::Bytes,
 ) -> HttpResponse {
+    if provenance(&req) == Provenance::Elsewhere {
+        return page(StatusCode::FORBIDDEN, "/", "", Some(CROSS_SITE));
+    }
     let form: LoginForm = serde_urlencoded::from_bytes(&form).unwrap_or(LoginForm {
         username: String::new(),
         password: String::new(),
@@ -206,7 +249,31 @@ pub async fn submit(
     }
 }
 
+const LOGOUT_CONFIRM: &str =
+    "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
+<body><form method=\"post\" action=\"/logout\" id=\"logout-form\"><p>Sign out of this site?</p>\
+<button type=\"submit\" id=\"logout\">Sign out</button></form></body></html>";
+
+/// `GET /logout` from this site's own pages (or typed) ends the session; a navigation from
+/// elsewhere only shows a button that posts, so other sites cannot sign users out.
+pub async fn logout_link(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if provenance(&req) == Provenance::Elsewhere {
+        return html_response(StatusCode::OK, LOGOUT_CONFIRM.to_string());
+    }
+    logout(req, state).await
+}
+
+/// `POST /logout`: ends the session, unless the form was posted from another site (403).
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if provenance(&req) == Provenance::Elsewhere {
+        return html_response(
+            StatusCode::FORBIDDEN,
+            LOGOUT_CONFIRM.replace(
+                "<p>",
+                &format!("<p id=\"message\">{}</p><p>", escape(CROSS_SITE)),
+            ),
+        );
+    }
     if let Some((key, _)) = session_key(&req, &state.settings.session.cookie_name) {
         if let Err(e) = state.services.sessions.logout(key).await {
             tracing::warn!(error = %e, "logout could not end the session");

@@ -162,7 +162,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/logout")
-                .route(web::get().to(login_page::logout))
+                .route(web::get().to(login_page::logout_link))
                 .route(web::post().to(login_page::logout)),
         )
         .default_service(web::to(not_found));
