@@ -80,9 +80,10 @@ impl Guard {
 
     /// Reserves a login attempt for the account and the client address before any hashing, in
     /// one transaction (account row first, then address row, so concurrent reservations never
-    /// deadlock). Refuses (429 with Retry-After) while either is locked or has no attempt left,
-    /// attempts in flight included: N parallel guesses on any number of instances get at most
-    /// the configured number of verifications.
+    /// deadlock). Refuses (429 with Retry-After) while the account is locked or has no attempt
+    /// left, attempts in flight included: N parallel guesses on any number of instances get at
+    /// most the configured number of verifications. An address over its limit is refused too,
+    /// except for the first attempt at an account with no attempt in the window.
     pub async fn reserve(
         &self,
         db: &mut deadpool_postgres::Object,
@@ -106,6 +107,10 @@ impl Guard {
                 let address_threshold = threshold(self.throttle.address_failures);
                 match store::reserve(&tx, ADDRESS, &ip, now, window, address_threshold).await? {
                     Some(n) => Some((ip, n)),
+                    // An address over its limit still gets one attempt at an account nobody
+                    // has tried in the window: behind a proxy that is not trusted, every client
+                    // shares one address, and the limit must not become a lock on everyone.
+                    None if account == 1 => None,
                     None => {
                         drop(tx);
                         return Err(self.refusal(db, &key, Some(&ip), now).await);

@@ -2,6 +2,7 @@
 //! untrusted address in `X-Forwarded-For`.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::HttpRequest;
 
@@ -13,6 +14,9 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
     if let Some(peer) = peer {
         if !is_trusted(&peer) {
+            if req.headers().contains_key("x-forwarded-for") {
+                warn_untrusted_proxy(peer);
+            }
             return Some(peer);
         }
     }
@@ -32,4 +36,18 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
         .copied()
         .or(forwarded.first().copied())
         .or(peer)
+}
+
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Says once that a peer sending `X-Forwarded-For` is not trusted: if it is this daemon's own
+/// proxy, every client shares its address for throttling and the audit trail.
+fn warn_untrusted_proxy(peer: IpAddr) {
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %peer,
+            "a request carrying X-Forwarded-For came from a peer that is not in forward_auth.trusted_proxies; \
+             if it is your reverse proxy, add it there, or every client shares its address"
+        );
+    }
 }
