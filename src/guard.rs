@@ -23,10 +23,10 @@ pub struct Guard {
     pub instance: String,
 }
 
-/// The throttle key of an account: its name without regard to case (whether or not it exists,
-/// so a lock says nothing about existence).
+/// The throttle key of an account: its name, whether or not it exists (so a lock says nothing
+/// about existence); the store folds its case with PostgreSQL's `lower()`, like the lookup.
 pub fn account_key(username: &str) -> String {
-    username.to_lowercase().replace('\0', "\u{fffd}")
+    username.replace('\0', "\u{fffd}")
 }
 
 /// The throttle key of a client address: IPv4 addresses whole, IPv6 addresses by their /64

@@ -501,3 +501,25 @@ async fn the_old_password_check_of_a_self_service_change_is_throttled_and_audite
     );
     assert!(kinds.contains(&"lockout"), "{kinds:?}");
 }
+
+#[actix_web::test]
+async fn every_spelling_that_finds_an_account_shares_its_throttle() {
+    let app = TestApp::start_with(strict).await;
+    app.create_user("kim", "s3cret-pass", false).await;
+    for _ in 0..3 {
+        login_as(&app, &app.base, "kim", "wrong-pass", "203.0.113.120").await;
+    }
+    // PostgreSQL's lower('KİM') is 'kim' (the lookup), Rust's "kİm".to_lowercase() is not.
+    let client = app.db.client().await;
+    let row = client
+        .query_one("SELECT lower('KİM') = 'kim'", &[])
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the test cluster folds İ to i");
+    let r = login_as(&app, &app.base, "KİM", "s3cret-pass", "203.0.113.121").await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another spelling of a locked account is locked too"
+    );
+}

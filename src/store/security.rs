@@ -1,5 +1,7 @@
 //! The `login_failures` table (brute-force throttling shared by every instance) and the
-//! `audit_events` table (security events).
+//! `audit_events` table (security events). Throttle keys are folded by PostgreSQL's `lower()`,
+//! the function the account lookup and its unique index use, so every spelling that finds an
+//! account shares its bucket.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -14,7 +16,7 @@ pub async fn locked_until(
     now: DateTime<Utc>,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     let stmt = db
-        .prepare_cached("SELECT locked_until FROM login_failures WHERE scope = $1 AND key = $2 AND locked_until > $3")
+        .prepare_cached("SELECT locked_until FROM login_failures WHERE scope = $1 AND key = lower($2) AND locked_until > $3")
         .await?;
     match db.query_opt(&stmt, &[&scope, &key, &now]).await? {
         Some(row) => row.try_get(0).map_err(StoreError::Db),
@@ -35,7 +37,7 @@ pub async fn reserve(
     threshold: i32,
 ) -> StoreResult<Option<i32>> {
     const SQL: &str = "INSERT INTO login_failures AS f (scope, key, failures, first_failure_at, last_failure_at)
-                       VALUES ($1, $2, 1, $3, $3)
+                       VALUES ($1, lower($2), 1, $3, $3)
                        ON CONFLICT (scope, key) DO UPDATE SET
                          failures = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN 1 ELSE f.failures + 1 END,
                          first_failure_at = CASE WHEN f.last_failure_at < $3 - make_interval(secs => $4) THEN $3 ELSE f.first_failure_at END,
@@ -67,7 +69,7 @@ pub async fn lock(
         .prepare_cached(
             "UPDATE login_failures SET locked_until = GREATEST(locked_until, $3),
                                        allowed = GREATEST(failures, $4) + 1
-             WHERE scope = $1 AND key = $2",
+             WHERE scope = $1 AND key = lower($2)",
         )
         .await?;
     db.execute(&stmt, &[&scope, &key, &until, &attempt]).await?;
@@ -87,7 +89,7 @@ pub async fn release(
         .prepare_cached(
             "UPDATE login_failures SET failures = GREATEST(failures - $3, 0),
                                        allowed = CASE WHEN failures > $3 THEN allowed END
-             WHERE scope = $1 AND key = $2",
+             WHERE scope = $1 AND key = lower($2)",
         )
         .await?;
     db.execute(&stmt, &[&scope, &key, &attempts]).await?;
@@ -97,7 +99,7 @@ pub async fn release(
 /// Forgets the failures of `(scope, key)`; returns whether there were any.
 pub async fn clear(db: &impl GenericClient, scope: &str, key: &str) -> StoreResult<bool> {
     let stmt = db
-        .prepare_cached("DELETE FROM login_failures WHERE scope = $1 AND key = $2")
+        .prepare_cached("DELETE FROM login_failures WHERE scope = $1 AND key = lower($2)")
         .await?;
     Ok(db.execute(&stmt, &[&scope, &key]).await? > 0)
 }
