@@ -1,8 +1,10 @@
 //! Logging: `tracing` to stderr, human-readable on a terminal and JSON otherwise, with a level
-//! that can be changed while running (SIGHUP).
+//! that can be changed while running (SIGHUP). The database driver is capped at `info` unless
+//! the level names it: at `debug` it logs statement parameters (hashes, emails, extra data).
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
@@ -17,7 +19,7 @@ pub struct LogControl {
 
 impl LogControl {
     pub fn set_level(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = filter_for(level)?;
         match &self.handle {
             Some(h) => h.reload(filter).map_err(|e| e.to_string()),
             None => Ok(()),
@@ -25,9 +27,24 @@ impl LogControl {
     }
 }
 
+/// The filter for a `log.level` value: as written, except that a level above `info` does not
+/// reach the database driver's statement logs unless the value names `tokio_postgres` itself.
+fn filter_for(level: &str) -> Result<EnvFilter, String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|hint| hint > LevelFilter::INFO);
+    if verbose && !level.contains("tokio_postgres") {
+        let cap = "tokio_postgres=info".parse().map_err(|e| format!("{e}"))?;
+        Ok(filter.add_directive(cap))
+    } else {
+        Ok(filter)
+    }
+}
+
 /// Installs the global subscriber (once; later calls return a no-op control).
 pub fn init(settings: &LogSettings) -> LogControl {
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter_for(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let json = match settings.format.as_str() {
         "json" => true,
@@ -52,5 +69,47 @@ pub fn init(settings: &LogSettings) -> LogControl {
     };
     LogControl {
         handle: installed.ok().map(|_| handle),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn logged_at(level: &str) -> String {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(filter_for(level).unwrap())
+            .with(fmt::layer().with_writer(move || SinkWriter(sink.clone())));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "tokio_postgres::query", "executing statement with parameters");
+            tracing::debug!(target: "pgusers::store", "a debug line of the daemon");
+        });
+        let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        text
+    }
+
+    struct SinkWriter(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SinkWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn debug_logging_leaves_out_the_drivers_statement_parameters_unless_asked_for() {
+        let debug = logged_at("debug");
+        assert!(debug.contains("a debug line of the daemon"), "{debug}");
+        assert!(!debug.contains("with parameters"), "{debug}");
+        let asked = logged_at("debug,tokio_postgres=debug");
+        assert!(asked.contains("with parameters"), "{asked}");
+        assert!(logged_at("info").is_empty());
     }
 }
