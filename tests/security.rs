@@ -523,3 +523,32 @@ async fn every_spelling_that_finds_an_account_shares_its_throttle() {
         "another spelling of a locked account is locked too"
     );
 }
+
+#[actix_web::test]
+async fn a_login_racing_the_deletion_of_its_user_is_refused_not_an_error() {
+    let app = TestApp::start_with(|s| {
+        s.password.hash_threads = 1;
+        s.password.argon2_memory_kib = 4096;
+        s.password.argon2_iterations = 3;
+    })
+    .await;
+    let id = app.create_user("doomed", "s3cret-pass", false).await;
+    let login = login_as(&app, &app.base, "doomed", "s3cret-pass", "203.0.113.130");
+    let delete = async {
+        actix_web::rt::time::sleep(Duration::from_millis(30)).await;
+        app.admin(Method::DELETE, &format!("/v1/users/{id}"), None)
+            .await
+    };
+    let (login, deleted) = futures_util::future::join(login, delete).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(
+        login.status == StatusCode::UNAUTHORIZED || login.status == StatusCode::CREATED,
+        "{} {}",
+        login.status,
+        login.text
+    );
+    if login.status == StatusCode::CREATED {
+        let key = login.body["key"].as_str().unwrap();
+        assert_eq!(app.check(key).await.status, StatusCode::UNAUTHORIZED);
+    }
+}
