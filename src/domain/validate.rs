@@ -13,7 +13,20 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
-/// 1 to 64 characters, no control characters, no leading or trailing white space.
+/// Characters that show nothing or reorder text: zero-width and joiner characters, bidi
+/// controls and marks, soft hyphen, invisible fillers, variation selectors and tags.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// 1 to 64 characters, no control, invisible or bidi-control characters, in Unicode NFKC form
+/// (no fullwidth, compatibility or ligature forms that imitate other names), no leading or
+/// trailing white space.
 pub fn username(name: &str) -> Result<(), Invalid> {
     let chars = name.chars().count();
     if chars == 0 {
@@ -29,6 +42,16 @@ pub fn username(name: &str) -> Result<(), Invalid> {
     }
     if name.trim() != name {
         return Err(invalid("username must not start or end with white space"));
+    }
+    if name.chars().any(invisible) {
+        return Err(invalid(
+            "username must not contain invisible or text-direction characters",
+        ));
+    }
+    if !unicode_normalization::is_nfkc(name) {
+        return Err(invalid(
+            "username must be in Unicode NFKC form (no fullwidth, compatibility or ligature characters)",
+        ));
     }
     Ok(())
 }
@@ -116,6 +139,26 @@ pub fn extra_data(value: &serde_json::Value, max_bytes: usize) -> Result<(), Inv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_usernames_are_refused() {
+        for name in [
+            "ad\u{200B}min", // zero-width space
+            "admin\u{200D}", // zero-width joiner
+            "\u{202E}nimda", // right-to-left override
+            "ad\u{2066}min", // bidi isolate
+            "ad\u{00AD}min", // soft hyphen
+            "\u{FF41}dmin",  // fullwidth a
+            "\u{212A}im",    // Kelvin sign
+            "\u{FB01}le",    // fi ligature
+            "admin\u{FE0F}", // variation selector
+        ] {
+            assert!(username(name).is_err(), "{name:?}");
+        }
+        for name in ["zoë", "José", "Ελένη", "李小龍", "o'brien"] {
+            assert!(username(name).is_ok(), "{name:?}");
+        }
+    }
 
     #[test]
     fn usernames_follow_the_contract() {
