@@ -1,8 +1,10 @@
 //! Logging: `tracing` to stderr, human-readable on a terminal and JSON otherwise, with a level
-//! that can be changed while running (SIGHUP). The database driver is capped at `info` unless
-//! the level names it: at `debug` it logs statement parameters (hashes, emails, extra data).
+//! that can be changed while running (SIGHUP), and the fixed lines operators match on (refused
+//! logins, for fail2ban). The database driver is capped at `info` unless the level names it: at
+//! `debug` it logs statement parameters (hashes, emails, extra data).
 
 use std::io::IsTerminal;
+use std::net::IpAddr;
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -64,11 +66,70 @@ pub fn init(settings: &LogSettings) -> LogControl {
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            // Colours only on a terminal: escape codes in a file or the journal would break
+            // every pattern matched against the log (fail2ban).
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     LogControl {
         handle: installed.ok().map(|_| handle),
+    }
+}
+
+/// The target of the refused-login lines (`log.level` can single it out: `pgusers::login=warn`).
+pub const LOGIN_TARGET: &str = "pgusers::login";
+
+/// Why a login was refused, as the log line says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// Wrong password or unknown user (401).
+    Failed,
+    /// The account or the client address is locked by the throttle (429).
+    Throttled,
+}
+
+/// The client address as the refused-login line shows it: `-` when unknown (a Unix-socket peer
+/// without a forwarded address).
+struct Client(Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            // A v4-mapped v6 peer is shown as the v4 address fail2ban bans.
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.fmt(f),
+                None => v6.fmt(f),
+            },
+            Some(v4) => v4.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// Logs one refused login at WARN, in the fixed shape fail2ban's filter
+/// (`examples/fail2ban/filter.d/pgusers.conf`) matches:
+///
+/// ```text
+/// 2026-01-01T00:00:00.000000Z  WARN request{request_id=…}: pgusers::login: login failed client=203.0.113.7 username="bob"
+/// {"timestamp":"…","level":"WARN","message":"login failed","client":"203.0.113.7","username":"bob",…}
+/// ```
+///
+/// The username is written as a quoted, escaped string in both formats (Rust string escapes in
+/// the human format, JSON escapes in JSON), so a CR, LF or quote in it cannot start a new line
+/// or end the field early. The password is never passed here.
+pub fn login_refused(refusal: LoginRefusal, client: Option<IpAddr>, username: &str) {
+    let client = Client(client);
+    match refusal {
+        LoginRefusal::Failed => {
+            tracing::warn!(target: LOGIN_TARGET, client = %client, username, "login failed")
+        }
+        LoginRefusal::Throttled => {
+            tracing::warn!(target: LOGIN_TARGET, client = %client, username, "login throttled")
+        }
     }
 }
 

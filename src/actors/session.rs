@@ -22,6 +22,7 @@ use crate::store::sessions::{
 };
 use crate::store::users::UserRow;
 use crate::store::{settings as settings_store, users as users_store};
+use crate::telemetry::{self, LoginRefusal};
 use crate::tunables::TtlSource;
 
 pub struct SessionActor {
@@ -329,10 +330,18 @@ impl SessionHandle {
         let now = core.clock.now();
         let (attempt, user): (_, Option<UserRow>) = {
             let mut db = core.db().await?;
-            let attempt = core
+            let reserved = core
                 .guard
                 .reserve(&mut db, &request.username, request.client, now)
-                .await?;
+                .await;
+            if let Err(ApiError::TooManyRequests { .. }) = &reserved {
+                telemetry::login_refused(
+                    LoginRefusal::Throttled,
+                    request.client,
+                    &request.username,
+                );
+            }
+            let attempt = reserved?;
             (
                 attempt,
                 users_store::find_by_username(&db, &request.username).await?,
@@ -355,6 +364,7 @@ impl SessionHandle {
         let user = match user {
             Some(u) if ok => u,
             other => {
+                telemetry::login_refused(LoginRefusal::Failed, request.client, &request.username);
                 let userid = other.map(|u| u.userid);
                 let locked = core.guard.failed(&db, &attempt, now).await?;
                 core.guard
