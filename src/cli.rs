@@ -44,7 +44,7 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print the effective configuration (secrets masked) and every problem; non-zero on a problem.
+    /// Print the effective configuration as TOML (secrets masked), or every problem on stderr and exit non-zero.
     CheckConfig,
     /// Exit 0 when the daemon answers GET /healthz (for container health checks).
     Healthcheck {
@@ -120,11 +120,17 @@ async fn run(args: Args, inherited: Inherited) -> ExitCode {
         }
     };
     match args.command {
-        Command::CheckConfig => {
-            println!("{settings:#?}");
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }
+        Command::CheckConfig => match config::to_toml(&settings) {
+            Ok(text) => {
+                print!("{text}");
+                eprintln!("pgusers: configuration OK");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgusers: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Healthcheck { url } => healthcheck(&settings, url),
         Command::Migrate => {
             let _log = telemetry::init(&settings.log);

@@ -209,6 +209,7 @@ fn read_secret_files(settings: &mut Settings, problems: &mut Vec<String>) {
                     let password = text.trim_end_matches(['\r', '\n']);
                     settings.database.password =
                         (!password.is_empty()).then(|| Secret::new(password));
+                    settings.database.password_from_file = true;
                 }
                 Err(e) => problems.push(format!(
                     "database.password_file: cannot read {}: {e}",
@@ -237,6 +238,7 @@ fn read_secret_files(settings: &mut Settings, problems: &mut Vec<String>) {
                         ));
                     } else {
                         settings.api.tokens.push(Secret::new(line));
+                        settings.api.tokens_from_files += 1;
                     }
                 }
             }

@@ -3,13 +3,17 @@
 pub mod duration;
 mod keys;
 mod load;
+mod print;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
+
 pub use keys::{KeyDef, KEYS, MAX_TTL_SECS};
 pub use load::{discover_config_file, load, Sources};
+pub use print::{to_toml, MASKED};
 
 /// A secret string (password, token). Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,6 +28,13 @@ impl Secret {
     }
 }
 
+/// Serialized as the mask, never the value (the mask is long enough to be read back as a token).
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(MASKED)
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<secret>")
@@ -35,6 +46,16 @@ impl std::fmt::Debug for Secret {
 pub enum ListenAddr {
     Tcp(String),
     Unix(PathBuf),
+}
+
+/// As the configuration writes it: `host:port` or `unix:/path`.
+impl Serialize for ListenAddr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Tcp(addr) => serializer.serialize_str(addr),
+            Self::Unix(path) => serializer.collect_str(&format_args!("unix:{}", path.display())),
+        }
+    }
 }
 
 /// An address range of trusted proxies (`127.0.0.1/32`, `::1`, `10.0.0.0/8`).
@@ -96,65 +117,120 @@ impl std::fmt::Display for IpRange {
     }
 }
 
-#[derive(Debug, Clone)]
+impl Serialize for IpRange {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Durations as the configuration writes them (`"10d"`, `"90s"`, `"500ms"`).
+fn as_duration<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&duration::format(*d))
+}
+
+/// An optional duration where zero means none (`session.max_lifetime`).
+fn as_optional_duration<S: Serializer>(
+    d: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_duration(d, serializer),
+        None => serializer.serialize_str("0"),
+    }
+}
+
+/// File permissions in octal, as `"0660"`.
+fn as_octal<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("{mode:04o}"))
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct DatabaseSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dbname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     pub pool_size: usize,
+    #[serde(serialize_with = "as_duration")]
     pub connect_timeout: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sslmode: Option<crate::store::tls::SslPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sslrootcert: Option<PathBuf>,
     pub embedded: bool,
     pub embedded_dir: PathBuf,
+    /// Whether `password` was read from a file (check-config then names the file only).
+    #[serde(skip)]
+    pub password_from_file: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ServerSettings {
     pub listen: Vec<ListenAddr>,
     /// Permissions of Unix-socket listeners (e.g. 0o660: owner and group may connect).
+    #[serde(serialize_with = "as_octal")]
     pub unix_socket_mode: u32,
     /// Addresses served over HTTPS with `tls_cert_file` / `tls_key_file`.
     pub tls_listen: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
     pub instance_name: String,
     pub max_body_bytes: usize,
     pub max_extra_data_bytes: usize,
     pub workers: usize,
+    #[serde(serialize_with = "as_duration")]
     pub shutdown_timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApiSettings {
+    /// The configured tokens, then those read from files.
     pub tokens: Vec<Secret>,
+    /// How many of `tokens` (the last ones) were read from files.
+    #[serde(skip)]
+    pub tokens_from_files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SessionSettings {
+    #[serde(serialize_with = "as_duration")]
     pub ttl: Duration,
+    #[serde(serialize_with = "as_optional_duration")]
     pub max_lifetime: Option<Duration>,
+    #[serde(serialize_with = "as_duration")]
     pub refresh_interval: Duration,
     pub cache_capacity: u64,
+    #[serde(serialize_with = "as_duration")]
     pub cache_max_age: Duration,
     pub cookie_name: String,
     pub cookie_secure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie_domain: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JanitorSettings {
+    #[serde(serialize_with = "as_duration")]
     pub interval: Duration,
     pub batch_size: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PasswordSettings {
     pub min_length: usize,
     pub check_common: bool,
@@ -165,12 +241,13 @@ pub struct PasswordSettings {
     pub hash_queue_limit: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ForwardAuthSettings {
     pub header_user: String,
     pub header_user_id: String,
     pub header_email: String,
     pub header_admin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
     /// Answer browsers (requests accepting `text/html`) without a valid session with a 302 to
     /// `login_url` instead of a 401.
@@ -178,40 +255,45 @@ pub struct ForwardAuthSettings {
     pub trusted_proxies: Vec<IpRange>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LoginSettings {
     pub allowed_redirect_hosts: Vec<String>,
 }
 
 /// Brute-force protection: failed logins per account and per client address.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ThrottleSettings {
     pub account_failures: u32,
     pub address_failures: u32,
+    #[serde(serialize_with = "as_duration")]
     pub window: Duration,
+    #[serde(serialize_with = "as_duration")]
     pub base_lock: Duration,
+    #[serde(serialize_with = "as_duration")]
     pub max_lock: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditSettings {
+    #[serde(serialize_with = "as_duration")]
     pub retention: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct LogSettings {
     pub level: String,
     pub format: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MetricsSettings {
     pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
 }
 
 /// The effective configuration after every layer has been applied and validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
@@ -226,6 +308,7 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub audit: AuditSettings,
     /// The file the settings were read from, if any (re-read on SIGHUP).
+    #[serde(skip)]
     pub config_file: Option<PathBuf>,
 }
 
@@ -265,6 +348,7 @@ impl Default for Settings {
                 connect_timeout: Duration::from_secs(5),
                 embedded: false,
                 embedded_dir: PathBuf::from(".pgusers"),
+                password_from_file: false,
             },
             server: ServerSettings {
                 listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
@@ -280,6 +364,7 @@ impl Default for Settings {
             },
             api: ApiSettings {
                 tokens: Vec::new(),
+                tokens_from_files: 0,
                 tokens_file: None,
             },
             session: SessionSettings {

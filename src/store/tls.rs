@@ -17,8 +17,9 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// How the connection to PostgreSQL is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the connection to PostgreSQL is protected (serialized as libpq's name for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SslPolicy {
     Disable,
     Prefer,
