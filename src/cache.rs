@@ -240,9 +240,17 @@ impl SessionCache {
         self.user_evictions.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Sessions currently cached (approximate).
+    /// Sessions currently cached. moka counts insertions and removals in its maintenance
+    /// tasks, so those are run first: the count is true right after a fill (it costs a little
+    /// work per call, fine for a metrics scrape, not for the request path).
     pub fn len(&self) -> u64 {
-        self.entries.as_ref().map(|c| c.entry_count()).unwrap_or(0)
+        self.entries
+            .as_ref()
+            .map(|c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

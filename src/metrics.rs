@@ -1,6 +1,7 @@
 //! Process-wide metrics in Prometheus text format: requests per route and status with latency
 //! histograms, session-check outcomes, cache, logins, password hashing, janitor, pool and
-//! database errors. Counters are plain atomics so recording costs next to nothing.
+//! database errors, the build, and the standard `process_*` metrics (read from /proc through
+//! `procfs` at scrape time). Counters are plain atomics so recording costs next to nothing.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -323,7 +324,79 @@ impl Metrics {
             "1 while the invalidation listener is subscribed.",
             u64::from(gauges.listener_up),
         );
+        let _ = writeln!(
+            out,
+            "# HELP pgusers_build_info The running build; the value is always 1.\n\
+             # TYPE pgusers_build_info gauge\n\
+             pgusers_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        render_process(&mut out);
         out
+    }
+}
+
+/// The process metrics every Prometheus client library exports, under their standard names.
+/// A value /proc does not give (e.g. under a restrictive sandbox) is left out, not faked.
+fn render_process(out: &mut String) {
+    use procfs::process::{LimitValue, Process};
+    use procfs::WithCurrentSystemInfo;
+
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    let Ok(me) = Process::myself() else {
+        return;
+    };
+    if let Ok(stat) = me.stat() {
+        let ticks = procfs::ticks_per_second() as f64;
+        metric(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            (stat.utime + stat.stime) as f64 / ticks,
+        );
+        metric(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            stat.rss_bytes().get() as f64,
+        );
+        metric(
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            stat.vsize as f64,
+        );
+        if let Ok(boot) = procfs::boot_time_secs() {
+            metric(
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                boot as f64 + stat.starttime as f64 / ticks,
+            );
+        }
+    }
+    if let Ok(open) = me.fd_count() {
+        metric(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            open as f64,
+        );
+    }
+    if let Ok(limits) = me.limits() {
+        if let LimitValue::Value(max) = limits.max_open_files.soft_limit {
+            metric(
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max as f64,
+            );
+        }
     }
 }
 

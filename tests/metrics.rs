@@ -68,6 +68,48 @@ async fn counters_move_with_traffic() {
 }
 
 #[actix_web::test]
+async fn the_cache_size_is_true_right_after_logins_fill_it() {
+    let app = TestApp::start_with(|s| s.metrics.enabled = true).await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let first = app.login("alice", "s3cret-pass").await;
+    let second = app.login("alice", "s3cret-pass").await;
+    app.check(&first).await;
+    app.check(&second).await;
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(value(&text, "pgusers_cache_entries"), 2.0, "{text}");
+}
+
+#[actix_web::test]
+async fn the_standard_process_metrics_and_the_build_are_exported() {
+    let app = TestApp::start_with(|s| s.metrics.enabled = true).await;
+    let text = app.get("/metrics", None).await.text;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value(&text, "process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 24.0 * 3600.0,
+        "start time {started} is not near {now}"
+    );
+    assert!(value(&text, "process_cpu_seconds_total") > 0.0);
+    assert!(value(&text, "process_resident_memory_bytes") > 1_000_000.0);
+    let open = value(&text, "process_open_fds");
+    assert!(open >= 3.0 && open <= value(&text, "process_max_fds"));
+    assert!(text.contains("# TYPE process_cpu_seconds_total counter"));
+    assert_eq!(
+        value(
+            &text,
+            &format!(
+                "pgusers_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        1.0
+    );
+}
+
+#[actix_web::test]
 async fn metrics_can_live_on_their_own_address() {
     let app = TestApp::start_with(|s| {
         s.metrics.enabled = true;
