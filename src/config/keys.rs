@@ -246,6 +246,10 @@ pub const KEYS: &[KeyDef] = &[
         "log.format",
         "auto (human on a terminal, JSON otherwise), human or json",
     ),
+    key(
+        "log.access",
+        "one INFO line per request: method, path (no query), status, duration, request id",
+    ),
     key("metrics.enabled", "serve /metrics"),
     key(
         "metrics.listen",
@@ -483,6 +487,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
             }
             s.log.format = format;
         }
+        "log.access" => s.log.access = raw.bool()?,
         "metrics.enabled" => s.metrics.enabled = raw.bool()?,
         "metrics.listen" => s.metrics.listen = raw.opt_string()?,
         other => return Err(format!("{other} has no handler (a bug)")),

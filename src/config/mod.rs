@@ -283,6 +283,8 @@ pub struct AuditSettings {
 pub struct LogSettings {
     pub level: String,
     pub format: String,
+    /// The access log: one line per request (target `pgusers::access`).
+    pub access: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -414,6 +416,7 @@ impl Default for Settings {
             log: LogSettings {
                 level: "info".into(),
                 format: "auto".into(),
+                access: false,
             },
             metrics: MetricsSettings {
                 enabled: false,

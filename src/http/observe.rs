@@ -1,5 +1,6 @@
 //! Per-request observation: a request id (taken from a sane `X-Request-Id` or generated) on every
-//! log line of the request and on the response, and the request's route, status and latency.
+//! log line of the request and on the response, the request's route, status and latency, and
+//! the opt-in access log (`log.access`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -9,10 +10,14 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{web, Error};
 use tracing::Instrument;
 
+use super::AppState;
 use crate::metrics::METRICS;
+
+/// The target of the access-log lines.
+pub const ACCESS_TARGET: &str = "pgusers::access";
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static PREFIX: LazyLock<String> = LazyLock::new(|| crate::domain::keys::random_hex(3));
@@ -40,10 +45,26 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let id = request_id(&req);
+    let access_log = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.settings.log.access);
     let span = tracing::info_span!("request", request_id = %id);
     let mut res = next.call(req).instrument(span).await?;
+    let elapsed = started.elapsed();
     let route = res.request().match_name().unwrap_or("unmatched");
-    METRICS.request(route, res.status().as_u16(), started.elapsed());
+    METRICS.request(route, res.status().as_u16(), elapsed);
+    if access_log {
+        // The path only: a query string may carry secrets (a redirect target, a token).
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %res.request().method(),
+            path = res.request().path(),
+            status = res.status().as_u16(),
+            duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+            request_id = %id,
+            "request"
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID.clone(), value);
     }
