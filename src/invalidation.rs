@@ -103,7 +103,7 @@ pub fn spawn(
             match listen_once(&config, tls.clone(), &cache, &sessions, &status_tx).await {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    tracing::warn!(error = %e, "invalidation listener: cannot connect; the cache is bypassed")
+                    tracing::warn!(error = %crate::error::cause_chain(&e), "invalidation listener: cannot connect; the cache is bypassed")
                 }
             }
             cache.set_trusted(false);
@@ -138,7 +138,7 @@ async fn listen_once(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "invalidation listener: connection lost");
+                    tracing::warn!(error = %crate::error::cause_chain(&e), "invalidation listener: connection lost");
                     break;
                 }
             }

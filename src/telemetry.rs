@@ -6,8 +6,11 @@
 use std::io::IsTerminal;
 use std::net::IpAddr;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, reload, EnvFilter, Registry};
 
@@ -53,7 +56,12 @@ pub fn init(settings: &LogSettings) -> LogControl {
         "human" => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(DemoteClientErrors);
+    // actix-http's own lines about a client's malformed HTTP are not written as they are (the
+    // layer above repeats them at DEBUG): the writer is chosen per event's metadata.
+    let writer = std::io::stderr.with_filter(|meta: &Metadata<'_>| !is_client_protocol_error(meta));
     let installed = if json {
         registry
             .with(
@@ -61,7 +69,7 @@ pub fn init(settings: &LogSettings) -> LogControl {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init()
     } else {
@@ -71,12 +79,48 @@ pub fn init(settings: &LogSettings) -> LogControl {
             .with(
                 fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init()
     };
     LogControl {
         handle: installed.ok().map(|_| handle),
+    }
+}
+
+/// Where actix-http logs what goes wrong on a connection, at ERROR: mostly a client's malformed
+/// request ("stream error: invalid Header provided", "uri too long", "message head is too
+/// large"), which any client can cause at will.
+const HTTP_DISPATCHER: &str = "actix_http::h1::dispatcher";
+
+/// The target under which those lines are repeated at DEBUG.
+pub const CLIENT_TARGET: &str = "pgusers::client";
+
+fn is_client_protocol_error(meta: &Metadata<'_>) -> bool {
+    meta.target() == HTTP_DISPATCHER && meta.is_event()
+}
+
+/// Repeats actix-http's connection-error lines at DEBUG (target `pgusers::client`), so a client
+/// cannot fill the error log, and the lines are still there when debugging.
+struct DemoteClientErrors;
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for DemoteClientErrors {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if is_client_protocol_error(event.metadata()) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            tracing::debug!(target: CLIENT_TARGET, error = %message.0, "client protocol error");
+        }
     }
 }
 
