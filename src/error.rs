@@ -37,6 +37,10 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("the database cannot be reached; nothing was changed")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request outlived `server.request_timeout` (a stalled database): whatever it was
+    /// writing may or may not have been done, so the message does not promise either.
+    #[error("no answer from the database within {}; retry later", crate::config::duration::format(*.0))]
+    TimedOut(std::time::Duration),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -79,7 +83,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
-            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Unavailable(_) | Self::TimedOut(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -109,7 +113,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +128,12 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable(cause) => {
                 tracing::warn!(error = %cause_chain(cause.as_ref()), "database unavailable");
+            }
+            Self::TimedOut(after) => {
+                tracing::warn!(
+                    after_ms = after.as_millis(),
+                    "request timed out waiting for the database"
+                );
             }
             _ => {}
         }

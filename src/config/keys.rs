@@ -83,6 +83,18 @@ pub const KEYS: &[KeyDef] = &[
         "how long to wait for a connection before answering UNAVAILABLE",
     ),
     key(
+        "database.statement_timeout",
+        "PostgreSQL statement_timeout on the daemon's connections (0: none)",
+    ),
+    key(
+        "database.lock_timeout",
+        "PostgreSQL lock_timeout on the daemon's connections (0: none)",
+    ),
+    key(
+        "database.tcp_keepalive",
+        "TCP keepalive idle time and user timeout of connections to PostgreSQL",
+    ),
+    key(
         "database.embedded",
         "run a private PostgreSQL managed by the daemon",
     ),
@@ -129,6 +141,10 @@ pub const KEYS: &[KeyDef] = &[
     key(
         "server.shutdown_timeout",
         "how long in-flight requests may take to finish on shutdown",
+    ),
+    key(
+        "server.request_timeout",
+        "the longest any request may take; past it 503 UNAVAILABLE",
     ),
     secret(list(env(
         key("api.tokens", "API tokens with admin rights"),
@@ -349,6 +365,9 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "database.sslrootcert" => s.database.sslrootcert = raw.opt_string()?.map(PathBuf::from),
         "database.pool_size" => s.database.pool_size = at_least(raw.positive()?, 1)?,
         "database.connect_timeout" => s.database.connect_timeout = raw.duration()?,
+        "database.statement_timeout" => s.database.statement_timeout = raw.duration()?,
+        "database.lock_timeout" => s.database.lock_timeout = raw.duration()?,
+        "database.tcp_keepalive" => s.database.tcp_keepalive = non_zero(raw.duration()?)?,
         "database.embedded" => s.database.embedded = raw.bool()?,
         "database.embedded_dir" => s.database.embedded_dir = PathBuf::from(raw.string()?),
         "server.listen" => {
@@ -394,6 +413,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         }
         "server.workers" => s.server.workers = raw.positive()?,
         "server.shutdown_timeout" => s.server.shutdown_timeout = raw.duration()?,
+        "server.request_timeout" => s.server.request_timeout = non_zero(raw.duration()?)?,
         "api.tokens" => {
             let tokens = raw.list()?;
             if tokens.iter().any(|t| t.len() < 16) {

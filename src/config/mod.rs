@@ -163,6 +163,12 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     #[serde(serialize_with = "as_duration")]
     pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on the daemon's connections (0: none).
+    pub statement_timeout: Duration,
+    /// PostgreSQL's `lock_timeout` on the daemon's connections (0: none).
+    pub lock_timeout: Duration,
+    /// TCP keepalive idle time (and user timeout) of the connections to PostgreSQL.
+    pub tcp_keepalive: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sslmode: Option<crate::store::tls::SslPolicy>,
@@ -193,6 +199,8 @@ pub struct ServerSettings {
     pub workers: usize,
     #[serde(serialize_with = "as_duration")]
     pub shutdown_timeout: Duration,
+    /// The longest any request may take; past it the answer is 503 UNAVAILABLE.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -348,6 +356,9 @@ impl Default for Settings {
                 sslmode: None,
                 sslrootcert: None,
                 connect_timeout: Duration::from_secs(5),
+                statement_timeout: Duration::from_secs(5),
+                lock_timeout: Duration::from_secs(2),
+                tcp_keepalive: Duration::from_secs(10),
                 embedded: false,
                 embedded_dir: PathBuf::from(".pgusers"),
                 password_from_file: false,
@@ -363,6 +374,7 @@ impl Default for Settings {
                 max_extra_data_bytes: 16 * 1024,
                 workers: 0,
                 shutdown_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(8),
             },
             api: ApiSettings {
                 tokens: Vec::new(),

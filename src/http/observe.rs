@@ -1,6 +1,7 @@
 //! Per-request observation: a request id (taken from a sane `X-Request-Id` or generated) on every
 //! log line of the request and on the response, the request's route, status and latency, and
-//! the opt-in access log (`log.access`).
+//! the opt-in access log (`log.access`); and the request deadline: no request takes longer than
+//! `server.request_timeout`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -49,7 +50,22 @@ pub async fn observe(
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| state.settings.log.access);
     let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.call(req).instrument(span).await?;
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.server.request_timeout);
+    let call = next.call(req).instrument(span.clone());
+    let mut res = match limit {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(res) => res?,
+            Err(_) => {
+                // actix renders the error as the answer; the route is not known here.
+                METRICS.request("timed_out", 503, started.elapsed());
+                let _entered = span.enter();
+                return Err(crate::error::ApiError::TimedOut(limit).into());
+            }
+        },
+        None => call.await?,
+    };
     let elapsed = started.elapsed();
     let route = res.request().match_name().unwrap_or("unmatched");
     METRICS.request(route, res.status().as_u16(), elapsed);

@@ -49,7 +49,12 @@ const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations
     applied_at timestamptz NOT NULL DEFAULT now())";
 
 /// Applies every pending migration; returns the names of those applied now.
+/// Migrations (and waiting for another instance's) may take longer than the statement and lock
+/// timeouts that bound requests: those are lifted for the run and reset afterwards.
 pub async fn run(client: &mut Client) -> StoreResult<Vec<&'static str>> {
+    client
+        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await?;
@@ -57,6 +62,9 @@ pub async fn run(client: &mut Client) -> StoreResult<Vec<&'static str>> {
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
         .await;
+    client
+        .batch_execute("RESET statement_timeout; RESET lock_timeout")
+        .await?;
     let applied = result?;
     unlock?;
     Ok(applied)

@@ -45,6 +45,9 @@ fn is_outage(err: &tokio_postgres::Error) -> bool {
                     SqlState::CANNOT_CONNECT_NOW,
                     SqlState::TOO_MANY_CONNECTIONS,
                     SqlState::READ_ONLY_SQL_TRANSACTION,
+                    // statement_timeout and lock_timeout: the database cannot answer in time.
+                    SqlState::QUERY_CANCELED,
+                    SqlState::LOCK_NOT_AVAILABLE,
                 ]
                 .contains(code)
         }
@@ -140,7 +143,31 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
     }
     cfg.connect_timeout(db.connect_timeout);
     cfg.application_name("pgusers");
+    bound_waits(&mut cfg, db);
     Ok(cfg)
+}
+
+/// Bounds every wait on the database: PostgreSQL cancels a statement that runs or waits for a
+/// lock too long (added to whatever options the URL carries), and TCP keepalives with a user
+/// timeout notice a silently dead network path.
+fn bound_waits(cfg: &mut tokio_postgres::Config, db: &DatabaseSettings) {
+    let mut options = cfg.get_options().unwrap_or_default().to_string();
+    for (name, value) in [
+        ("statement_timeout", db.statement_timeout),
+        ("lock_timeout", db.lock_timeout),
+    ] {
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str(&format!("-c {name}={}", value.as_millis()));
+    }
+    cfg.options(&options);
+    let idle = db.tcp_keepalive;
+    cfg.keepalives(true)
+        .keepalives_idle(idle)
+        .keepalives_interval((idle / 3).max(Duration::from_secs(1)))
+        .keepalives_retries(3)
+        .tcp_user_timeout(idle);
 }
 
 fn rebuild(cfg: &tokio_postgres::Config) -> tokio_postgres::Config {
@@ -242,6 +269,19 @@ mod tests {
         db.url = Some(Secret::new("host=/tmp dbname=x user=y"));
         let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.get_dbname(), Some("x"));
+    }
+
+    #[test]
+    fn statement_and_lock_timeouts_are_added_to_the_options_of_the_url() {
+        let mut db = Settings::default().database;
+        db.url = Some(Secret::new("host=/tmp dbname=x options='-c work_mem=8MB'"));
+        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cfg.get_options(),
+            Some("-c work_mem=8MB -c statement_timeout=5000 -c lock_timeout=2000")
+        );
+        assert!(cfg.get_keepalives());
+        assert_eq!(cfg.get_tcp_user_timeout(), Some(&Duration::from_secs(10)));
     }
 
     #[test]

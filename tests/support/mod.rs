@@ -44,7 +44,9 @@ struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
-static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+/// The servers (hosts and ports) whose template database is migrated: a test binary may use
+/// the shared server and clusters of its own.
+static TEMPLATES: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
 fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("PGUSERS_TEST_DATABASE_URL") {
@@ -99,35 +101,36 @@ fn migrations_fingerprint() -> String {
 }
 
 async fn template(base: &tokio_postgres::Config) -> String {
-    TEMPLATE
-        .get_or_init(|| async {
-            let name = format!("pgusers_tmpl_{}", migrations_fingerprint());
-            let admin = connect(&config_for(base, "postgres")).await;
-            admin
-                .execute("SELECT pg_advisory_lock(4242)", &[])
-                .await
-                .unwrap();
-            embedded::create_database_if_missing(&admin, &name)
-                .await
-                .unwrap();
-            {
-                let (mut client, connection) = config_for(base, &name)
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                let driver = tokio::spawn(connection);
-                pgusers::store::migrate::run(&mut client).await.unwrap();
-                drop(client);
-                let _ = driver.await;
-            }
-            admin
-                .execute("SELECT pg_advisory_unlock(4242)", &[])
-                .await
-                .unwrap();
-            name
-        })
+    let name = format!("pgusers_tmpl_{}", migrations_fingerprint());
+    let server = format!("{:?} {:?}", base.get_hosts(), base.get_ports());
+    let mut migrated = TEMPLATES.lock().await;
+    if migrated.contains(&server) {
+        return name;
+    }
+    let admin = connect(&config_for(base, "postgres")).await;
+    admin
+        .execute("SELECT pg_advisory_lock(4242)", &[])
         .await
-        .clone()
+        .unwrap();
+    embedded::create_database_if_missing(&admin, &name)
+        .await
+        .unwrap();
+    {
+        let (mut client, connection) = config_for(base, &name)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        pgusers::store::migrate::run(&mut client).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+    migrated.push(server);
+    name
 }
 
 /// A fresh database cloned from the migrated template; dropped with the value.

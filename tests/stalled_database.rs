@@ -1,0 +1,166 @@
+//! A database that stops answering (a table lock held elsewhere, a frozen cluster) makes requests
+//! answer 503 UNAVAILABLE within their documented bound instead of hanging as long as it does.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pgusers::embedded::{self, EmbeddedPostgres};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use support::{TestApp, TestDb};
+
+/// What the runner's load may add to a bound before a test calls it a hang.
+const SLACK: Duration = Duration::from_millis(2500);
+
+/// Runs a request and measures it; a request still waiting after 20 s is given up on (a hang).
+async fn timed<T>(what: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(20), what)
+        .await
+        .unwrap_or_else(|_| panic!("no answer after 20 s: the request hangs"));
+    (out, started.elapsed())
+}
+
+#[actix_web::test]
+async fn a_table_lock_held_elsewhere_answers_unavailable_within_the_lock_timeout() {
+    let app = TestApp::start_with(|s| {
+        s.database.lock_timeout = Duration::from_secs(1);
+        s.server.request_timeout = Duration::from_secs(30);
+    })
+    .await;
+    app.create_user("alice", "s3cret-pass", false).await;
+
+    let mut locker = app.db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    let (r, took) = timed(app.post(
+        "/v1/login",
+        None,
+        json!({"username": "alice", "password": "s3cret-pass"}),
+    ))
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    );
+    assert!(took < Duration::from_secs(1) + SLACK, "login took {took:?}");
+
+    let (r, took) = timed(app.check("an-unknown-key-that-must-be-looked-up")).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+    );
+    assert!(took < Duration::from_secs(1) + SLACK, "check took {took:?}");
+
+    lock.commit().await.unwrap();
+    let key = app.login("alice", "s3cret-pass").await;
+    assert_eq!(
+        app.check(&key).await.status,
+        StatusCode::OK,
+        "recovered at once"
+    );
+}
+
+/// Thaws the cluster when dropped, so a failing test never leaves it frozen.
+struct Thaw<'a>(&'a std::path::Path);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        signal_cluster(self.0, "CONT");
+    }
+}
+
+/// Sends SIGSTOP or SIGCONT to the postmaster and every backend of a cluster.
+fn signal_cluster(dir: &std::path::Path, signal: &str) {
+    let pidfile = std::fs::read_to_string(dir.join("pgdata/postmaster.pid")).unwrap();
+    let postmaster = pidfile.lines().next().unwrap().trim().to_string();
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &postmaster])
+        .output()
+        .unwrap();
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(String::from),
+    );
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pids:?}");
+}
+
+#[actix_web::test]
+async fn a_frozen_database_answers_unavailable_within_the_request_timeout() {
+    let dir = tempfile::Builder::new()
+        .prefix("pgusers-frozen-")
+        .tempdir()
+        .unwrap();
+    let pg = tokio::task::spawn_blocking({
+        let path = dir.path().to_path_buf();
+        move || {
+            EmbeddedPostgres::start(
+                &path,
+                embedded::Options {
+                    durable: false,
+                    remove_on_exit: false,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let db = TestDb::create_on(&pg.config("postgres")).await;
+    let bound = Duration::from_secs(2);
+    let app = TestApp::start_on(db, |s| s.server.request_timeout = bound).await;
+    let alice = app.create_user("alice", "s3cret-pass", false).await;
+
+    signal_cluster(dir.path(), "STOP");
+    let thaw = Thaw(dir.path());
+    let (login, login_took) = timed(app.post(
+        "/v1/login",
+        None,
+        json!({"username": "alice", "password": "s3cret-pass"}),
+    ))
+    .await;
+    let (check, check_took) = timed(app.check("an-unknown-key-that-must-be-looked-up")).await;
+    let (admin, admin_took) =
+        timed(app.admin(Method::GET, &format!("/v1/users/{alice}"), None)).await;
+    let (ready, ready_took) = timed(app.get("/readyz", None)).await;
+    drop(thaw);
+
+    for (what, r, took) in [
+        ("login", &login, login_took),
+        ("check", &check, check_took),
+        ("admin", &admin, admin_took),
+        ("readyz", &ready, ready_took),
+    ] {
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            "{what}"
+        );
+        assert!(took < bound + SLACK, "{what} took {took:?}");
+    }
+
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        ready = app.get("/readyz", None).await.status;
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, StatusCode::OK, "ready again once the database thaws");
+    drop(app);
+    drop(pg);
+}
