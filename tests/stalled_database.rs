@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use pgusers::clock::Clock;
 use pgusers::embedded::{self, EmbeddedPostgres};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -163,4 +164,104 @@ async fn a_frozen_database_answers_unavailable_within_the_request_timeout() {
     assert_eq!(ready, StatusCode::OK, "ready again once the database thaws");
     drop(app);
     drop(pg);
+}
+
+#[actix_web::test]
+async fn a_late_expiry_refresh_never_moves_a_session_expiry_backwards() {
+    let app = TestApp::start().await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
+    let stored = app.stored_expiry(&key).await.unwrap();
+
+    // A batch computed an hour ago (a flush that stalled, another instance) arrives now.
+    let digest = pgusers::domain::KeyDigest::of(&key);
+    let hour_ago = app.clock.now() - chrono::Duration::hours(1);
+    let settings = support::settings_for(&app.db.config);
+    let pool = pgusers::store::build_pool(
+        pgusers::store::connect_config(&settings.database).unwrap(),
+        1,
+        pgusers::store::tls_connector(&settings.database).unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let client = pool.get().await.unwrap();
+    let found = pgusers::store::sessions::refresh_many(
+        &client,
+        &[digest.as_bytes()],
+        &[stored - chrono::Duration::hours(1)],
+        &[hour_ago],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(found, vec![digest], "the session still exists");
+    assert_eq!(app.stored_expiry(&key).await, Some(stored), "not shortened");
+}
+
+#[actix_web::test]
+async fn expiry_refreshes_are_written_by_one_flush_at_a_time_while_the_table_is_locked() {
+    let app = TestApp::start_with(|s| {
+        s.database.lock_timeout = Duration::ZERO;
+        s.database.pool_size = 8;
+        s.session.refresh_interval = Duration::from_secs(1);
+        s.session.cache_max_age = Duration::from_secs(3600);
+    })
+    .await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        let key = app.login("alice", "s3cret-pass").await;
+        assert_eq!(app.check(&key).await.status, StatusCode::OK, "now cached");
+        keys.push(key);
+    }
+
+    let mut locker = app.db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let watcher = app.db.client().await;
+    let mut most_blocked = 0i64;
+    for _ in 0..15 {
+        app.clock.advance(chrono::Duration::seconds(2));
+        for key in &keys {
+            assert_eq!(
+                app.check(key).await.status,
+                StatusCode::OK,
+                "cached checks go on"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let blocked: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE '%UPDATE sessions s SET expires_at%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        most_blocked = most_blocked.max(blocked);
+    }
+    lock.commit().await.unwrap();
+
+    assert_eq!(
+        most_blocked, 1,
+        "one flush waits; the others do not pile up behind it"
+    );
+    let last_seen = app.clock.now();
+    let mut written = false;
+    for _ in 0..50 {
+        let stored = app.stored_expiry(&keys[0]).await.unwrap();
+        if stored > last_seen {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        written,
+        "the pending refreshes are written once the lock is gone"
+    );
 }

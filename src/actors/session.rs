@@ -27,6 +27,9 @@ use crate::tunables::TtlSource;
 
 pub struct SessionActor {
     core: Core,
+    /// True while a flush of expiry refreshes runs: one at a time, never piling up on a slow
+    /// database.
+    flushing: bool,
 }
 
 impl Actor for SessionActor {
@@ -34,13 +37,21 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(FLUSH_EVERY, |actor, ctx| {
-            let work = flush_refreshes(actor.core.clone())
-                .into_actor(actor)
-                .map(|result, _, _| {
+            if actor.flushing {
+                return;
+            }
+            actor.flushing = true;
+            let work = flush_refreshes(actor.core.clone()).into_actor(actor).map(
+                |result, actor: &mut SessionActor, _| {
+                    actor.flushing = false;
                     if let Err(e) = result {
-                        tracing::warn!(error = %e, "could not write expiry refreshes; will retry");
+                        tracing::warn!(
+                            error = %crate::error::cause_chain(&e),
+                            "could not write expiry refreshes; will retry"
+                        );
                     }
-                });
+                },
+            );
             ctx.spawn(work);
         });
     }
@@ -88,21 +99,39 @@ impl Handler<Create> for SessionActor {
 /// How often pending expiry refreshes are written.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Writes every pending expiry refresh in one statement; sessions that no longer exist are
-/// evicted; on failure the refreshes are put back for the next round.
+/// How often a batch that lost a deadlock or serialization conflict is retried at once.
+const FLUSH_RETRIES: usize = 3;
+
+/// Writes every pending expiry refresh in one statement, rows in key-digest order (so batches
+/// of several instances cannot deadlock each other), retrying a deadlock or serialization
+/// failure a few times; sessions that no longer exist are evicted; on failure the refreshes are
+/// put back for the next round.
 async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
-    let pending = core.refreshes.take();
+    let mut pending = core.refreshes.take();
     if pending.is_empty() {
         return Ok(0);
     }
+    pending.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let digests: Vec<&[u8]> = pending.iter().map(|(d, _)| d.as_bytes()).collect();
     let expires: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.expires_at).collect();
     let seen: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.seen_at).collect();
-    let written = match core.db().await {
-        Ok(db) => store::refresh_many(&db, &digests, &expires, &seen)
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
+    let mut attempt = 0;
+    let written = loop {
+        attempt += 1;
+        let result = match core.db().await {
+            Ok(db) => store::refresh_many(&db, &digests, &expires, &seen).await,
+            Err(e) => break Err(e),
+        };
+        match result {
+            Err(e) if e.is_transient_conflict() && attempt < FLUSH_RETRIES => {
+                tracing::info!(
+                    error = %crate::error::cause_chain(&e),
+                    attempt,
+                    "expiry refreshes lost a lock conflict; retrying"
+                );
+            }
+            other => break other.map_err(ApiError::from),
+        }
     };
     match written {
         Ok(found) => {
@@ -227,7 +256,11 @@ impl SessionHandle {
     }
 
     pub(super) fn start(core: Core) -> Self {
-        let addr = SessionActor { core: core.clone() }.start();
+        let addr = SessionActor {
+            core: core.clone(),
+            flushing: false,
+        }
+        .start();
         Self { core, addr }
     }
 

@@ -32,6 +32,16 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// A deadlock (40P01) or serialization failure (40001): the same statement may succeed when
+    /// run again.
+    pub fn is_transient_conflict(&self) -> bool {
+        matches!(self, Self::Db(e) if e.code().is_some_and(|c| {
+            *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        }))
+    }
+}
+
 fn is_outage(err: &tokio_postgres::Error) -> bool {
     if err.is_closed() {
         return true;

@@ -126,9 +126,22 @@ pub async fn refresh_many(
     expires: &[DateTime<Utc>],
     seen: &[DateTime<Utc>],
 ) -> StoreResult<Vec<KeyDigest>> {
-    const SQL: &str = "UPDATE sessions s SET expires_at = v.e, last_seen_at = v.n
-                       FROM unnest($1::bytea[], $2::timestamptz[], $3::timestamptz[]) AS v(d, e, n)
-                       WHERE s.key_digest = v.d RETURNING s.key_digest";
+    // The rows are locked in key-digest order first (so two batches cannot deadlock each
+    // other), and a row is only written by a refresh seen later than the one it holds: a late
+    // batch (from a stalled flush or another instance) never moves an expiry backwards.
+    const SQL: &str = "WITH v AS (
+                           SELECT * FROM unnest($1::bytea[], $2::timestamptz[], $3::timestamptz[])
+                               AS v(d, e, n)),
+                       locked AS (
+                           SELECT s.key_digest FROM sessions s JOIN v ON s.key_digest = v.d
+                           ORDER BY s.key_digest FOR NO KEY UPDATE OF s),
+                       written AS (
+                           UPDATE sessions s SET expires_at = v.e, last_seen_at = v.n
+                           FROM v, locked
+                           WHERE s.key_digest = v.d AND locked.key_digest = v.d
+                             AND s.last_seen_at <= v.n
+                           RETURNING 1)
+                       SELECT key_digest FROM locked";
     let stmt = db.prepare_cached(SQL).await?;
     let rows = db.query(&stmt, &[&digests, &expires, &seen]).await?;
     rows.iter()
