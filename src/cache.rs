@@ -140,7 +140,8 @@ impl SessionCache {
             epoch: AtomicU64::new(0),
             user_evictions: AtomicU64::new(0),
             user_generations: RwLock::new(HashMap::new()),
-            trusted: AtomicBool::new(true),
+            // Nothing is trusted before the invalidation listener has subscribed.
+            trusted: AtomicBool::new(false),
         }
     }
 
@@ -277,7 +278,9 @@ mod tests {
     }
 
     fn cache() -> SessionCache {
-        SessionCache::new(100, Duration::from_secs(30))
+        let c = SessionCache::new(100, Duration::from_secs(30));
+        c.set_trusted(true);
+        c
     }
 
     #[test]
@@ -327,6 +330,16 @@ mod tests {
         c.evict_user(99);
         let now = Utc::now();
         assert!(c.insert(d, &identity(7), now, now, before).is_none());
+        assert!(c.get(&d).is_none());
+    }
+
+    #[test]
+    fn a_new_cache_is_not_trusted_before_the_listener_subscribes() {
+        let c = SessionCache::new(100, Duration::from_secs(30));
+        let d = KeyDigest::of("k");
+        let now = Utc::now();
+        assert!(!c.is_trusted());
+        assert!(c.insert(d, &identity(7), now, now, c.epoch()).is_none());
         assert!(c.get(&d).is_none());
     }
 

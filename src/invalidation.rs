@@ -103,7 +103,7 @@ pub fn spawn(
             match listen_once(&config, tls.clone(), &cache, &sessions, &status_tx).await {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
-                    tracing::warn!(error = %crate::error::cause_chain(&e), "invalidation listener: cannot connect; the cache is bypassed")
+                    tracing::warn!(error = %crate::error::cause_chain(e.as_ref()), "invalidation listener: cannot connect; the cache is bypassed")
                 }
             }
             cache.set_trusted(false);
@@ -125,8 +125,16 @@ async fn listen_once(
     cache: &SessionCache,
     sessions: &SessionHandle,
     status: &watch::Sender<Subscription>,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tls).await?;
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Connecting and subscribing get the connection's own timeout (a frozen database must not
+    // keep the listener, and so the cache's trust, waiting for ever).
+    let handshake = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(5));
+    let (client, mut connection) = tokio::time::timeout(handshake, config.connect(tls))
+        .await
+        .map_err(|_| "timed out connecting")??;
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let driver = actix_web::rt::spawn(async move {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
@@ -144,7 +152,12 @@ async fn listen_once(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    tokio::time::timeout(
+        handshake,
+        client.batch_execute(&format!("LISTEN {CHANNEL}")),
+    )
+    .await
+    .map_err(|_| "timed out subscribing")??;
     // Anything cached before now may have missed a notification: start afresh.
     cache.set_trusted(true);
     if let Err(e) = sessions.load_ttl().await {
