@@ -28,8 +28,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     value
         .checked_mul(unit_ms)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .filter(|d| *d <= LONGEST)
+        .ok_or_else(|| format!("'{text}' is too long (at most 3650d)"))
 }
+
+/// The longest duration any setting takes: ten years. Longer ones would overflow the clock
+/// arithmetic they feed (an interval of 10^11 days panics when added to an instant).
+pub const LONGEST: Duration = Duration::from_secs(3650 * 86_400);
 
 /// Formats a duration the way `parse` reads it, in the largest exact unit.
 pub fn format(d: Duration) -> String {
@@ -50,6 +55,13 @@ pub fn format(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_longer_than_ten_years_are_refused() {
+        assert_eq!(parse("3650d"), Ok(LONGEST));
+        assert!(parse("3651d").unwrap_err().contains("too long"));
+        assert!(parse("100000000000d").unwrap_err().contains("too long"));
+    }
 
     #[test]
     fn plain_numbers_are_seconds() {

@@ -305,7 +305,9 @@ impl Raw {
     }
     fn duration(&self) -> Result<std::time::Duration, String> {
         match self.0.clone().into_int() {
-            Ok(n) if n >= 0 => Ok(std::time::Duration::from_secs(n.unsigned_abs())),
+            Ok(n) if n >= 0 => Some(std::time::Duration::from_secs(n.unsigned_abs()))
+                .filter(|d| *d <= duration::LONGEST)
+                .ok_or_else(|| format!("{n} seconds is too long (at most 3650d)")),
             _ => duration::parse(&self.string()?),
         }
     }
