@@ -113,11 +113,19 @@ impl CachedSession {
     }
 }
 
+/// Shards of the per-key invalidation epoch.
+const KEY_SHARDS: usize = 256;
+
 /// Hot sessions by key digest. All methods are cheap and thread-safe.
 pub struct SessionCache {
     entries: Option<moka::sync::Cache<KeyDigest, Arc<CachedSession>, BuildDigestHasher>>,
-    /// Bumped by every invalidation, so a load that raced one discards its result.
+    /// Bumped by every invalidation of a user or of everything, so a load that raced one
+    /// discards its result.
     epoch: AtomicU64,
+    /// Bumped by the eviction of one key, per shard of the key space (its digest's first
+    /// byte): an eviction (a flood of unknown keys evicts each) disturbs only the loads of
+    /// keys in its own shard, not every fill in flight.
+    key_epochs: Box<[AtomicU64]>,
     /// Bumped by every per-user invalidation; lets hits skip the generation lookup.
     user_evictions: AtomicU64,
     user_generations: RwLock<HashMap<i64, u64>>,
@@ -138,6 +146,7 @@ impl SessionCache {
         Self {
             entries,
             epoch: AtomicU64::new(0),
+            key_epochs: (0..KEY_SHARDS).map(|_| AtomicU64::new(0)).collect(),
             user_evictions: AtomicU64::new(0),
             user_generations: RwLock::new(HashMap::new()),
             // Nothing is trusted before the invalidation listener has subscribed.
@@ -176,9 +185,17 @@ impl SessionCache {
         Some(entry)
     }
 
-    /// The invalidation epoch to pass to `insert` after loading from the database.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
+    /// The invalidation epoch of this key, to pass to `insert` after loading it from the
+    /// database: it moves with every invalidation that could make the load stale.
+    pub fn epoch(&self, digest: &KeyDigest) -> u64 {
+        self.epoch
+            .load(Ordering::SeqCst)
+            .wrapping_add(self.key_shard(digest).load(Ordering::SeqCst))
+    }
+
+    fn key_shard(&self, digest: &KeyDigest) -> &AtomicU64 {
+        let first = digest.as_bytes().first().copied().unwrap_or(0);
+        &self.key_epochs[usize::from(first) % KEY_SHARDS]
     }
 
     /// Caches a session loaded from the database when `epoch_before_load` was current; if an
@@ -204,7 +221,7 @@ impl SessionCache {
             user_evictions_seen,
         ));
         cache.insert(digest, entry.clone());
-        if self.epoch.load(Ordering::SeqCst) != epoch_before_load {
+        if self.epoch(&digest) != epoch_before_load {
             cache.invalidate(&digest);
             return None;
         }
@@ -213,7 +230,7 @@ impl SessionCache {
 
     /// Forgets one session (killed or logged out).
     pub fn evict_key(&self, digest: &KeyDigest) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.key_shard(digest).fetch_add(1, Ordering::SeqCst);
         if let Some(cache) = &self.entries {
             cache.invalidate(digest);
         }
@@ -299,7 +316,7 @@ mod tests {
         let c = cache();
         let d = KeyDigest::of("k");
         let now = Utc::now();
-        c.insert(d, &identity(7), now, now, c.epoch());
+        c.insert(d, &identity(7), now, now, c.epoch(&d));
         assert!(c.get(&d).is_some());
         c.evict_key(&d);
         assert!(c.get(&d).is_none());
@@ -310,12 +327,12 @@ mod tests {
         let c = cache();
         let (a, b) = (KeyDigest::of("a"), KeyDigest::of("b"));
         let now = Utc::now();
-        c.insert(a, &identity(1), now, now, c.epoch());
-        c.insert(b, &identity(2), now, now, c.epoch());
+        c.insert(a, &identity(1), now, now, c.epoch(&a));
+        c.insert(b, &identity(2), now, now, c.epoch(&b));
         c.evict_user(1);
         assert!(c.get(&a).is_none());
         assert!(c.get(&b).is_some());
-        c.insert(a, &identity(1), now, now, c.epoch());
+        c.insert(a, &identity(1), now, now, c.epoch(&a));
         assert!(
             c.get(&a).is_some(),
             "a fresh load after the eviction is trusted"
@@ -326,8 +343,36 @@ mod tests {
     fn a_load_that_raced_an_invalidation_is_not_kept() {
         let c = cache();
         let d = KeyDigest::of("k");
-        let before = c.epoch();
+        let before = c.epoch(&d);
         c.evict_user(99);
+        let now = Utc::now();
+        assert!(c.insert(d, &identity(7), now, now, before).is_none());
+        assert!(c.get(&d).is_none());
+    }
+
+    #[test]
+    fn evicting_unknown_keys_does_not_drop_another_keys_fill_in_flight() {
+        let c = cache();
+        let d = KeyDigest::of("fresh");
+        let before = c.epoch(&d);
+        // A flood of random keys, each evicted as unknown, while `d` is being loaded.
+        for i in 0..1000 {
+            let bogus = KeyDigest::of(&format!("bogus-{i}"));
+            if bogus.as_bytes()[0] != d.as_bytes()[0] {
+                c.evict_key(&bogus);
+            }
+        }
+        let now = Utc::now();
+        assert!(c.insert(d, &identity(7), now, now, before).is_some());
+        assert!(c.get(&d).is_some(), "the fresh session is cached");
+    }
+
+    #[test]
+    fn evicting_a_key_drops_its_own_fill_in_flight() {
+        let c = cache();
+        let d = KeyDigest::of("k");
+        let before = c.epoch(&d);
+        c.evict_key(&d);
         let now = Utc::now();
         assert!(c.insert(d, &identity(7), now, now, before).is_none());
         assert!(c.get(&d).is_none());
@@ -339,7 +384,7 @@ mod tests {
         let d = KeyDigest::of("k");
         let now = Utc::now();
         assert!(!c.is_trusted());
-        assert!(c.insert(d, &identity(7), now, now, c.epoch()).is_none());
+        assert!(c.insert(d, &identity(7), now, now, c.epoch(&d)).is_none());
         assert!(c.get(&d).is_none());
     }
 
@@ -348,13 +393,13 @@ mod tests {
         let c = cache();
         let d = KeyDigest::of("k");
         let now = Utc::now();
-        c.insert(d, &identity(7), now, now, c.epoch());
+        c.insert(d, &identity(7), now, now, c.epoch(&d));
         c.set_trusted(false);
         assert!(c.get(&d).is_none());
-        assert!(c.insert(d, &identity(7), now, now, c.epoch()).is_none());
+        assert!(c.insert(d, &identity(7), now, now, c.epoch(&d)).is_none());
         c.set_trusted(true);
         assert!(c.get(&d).is_none(), "nothing from before is trusted again");
-        c.insert(d, &identity(7), now, now, c.epoch());
+        c.insert(d, &identity(7), now, now, c.epoch(&d));
         assert!(c.get(&d).is_some());
     }
 
@@ -363,11 +408,11 @@ mod tests {
         let c = cache();
         let d = KeyDigest::of("k");
         let now = Utc::now();
-        c.insert(d, &identity(7), now, now, c.epoch());
+        c.insert(d, &identity(7), now, now, c.epoch(&d));
         c.clear();
         assert!(c.get(&d).is_none());
         let off = SessionCache::new(0, Duration::from_secs(30));
-        off.insert(d, &identity(7), now, now, off.epoch());
+        off.insert(d, &identity(7), now, now, off.epoch(&d));
         assert!(off.get(&d).is_none());
     }
 }

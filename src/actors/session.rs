@@ -316,7 +316,7 @@ impl SessionHandle {
         digest: KeyDigest,
         now: DateTime<Utc>,
     ) -> ApiResult<Arc<CachedSession>> {
-        let epoch = self.core.cache.epoch();
+        let epoch = self.core.cache.epoch(&digest);
         let found = self.core.lookups.lookup(digest).await?;
         let Some(session) = found else {
             self.core.cache.evict_key(&digest);
