@@ -49,6 +49,7 @@ async fn a_table_lock_held_elsewhere_answers_unavailable_within_the_lock_timeout
         (r.status, r.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
     );
+    eprintln!("locked table: login answered {} in {took:?}", r.status);
     assert!(took < Duration::from_secs(1) + SLACK, "login took {took:?}");
 
     let (r, took) = timed(app.check("an-unknown-key-that-must-be-looked-up")).await;
@@ -56,6 +57,7 @@ async fn a_table_lock_held_elsewhere_answers_unavailable_within_the_lock_timeout
         (r.status, r.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
     );
+    eprintln!("locked table: check answered {} in {took:?}", r.status);
     assert!(took < Duration::from_secs(1) + SLACK, "check took {took:?}");
 
     lock.commit().await.unwrap();
@@ -150,6 +152,7 @@ async fn a_frozen_database_answers_unavailable_within_the_request_timeout() {
             (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             "{what}"
         );
+        eprintln!("frozen database: {what} answered {} in {took:?}", r.status);
         assert!(took < bound + SLACK, "{what} took {took:?}");
     }
 
