@@ -268,3 +268,26 @@ async fn expiry_refreshes_are_written_by_one_flush_at_a_time_while_the_table_is_
         "the pending refreshes are written once the lock is gone"
     );
 }
+
+#[actix_web::test]
+async fn a_request_body_that_never_completes_is_cut_off_at_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start_with(|s| s.server.request_timeout = Duration::from_secs(2)).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"username\": \"a",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut answer))
+        .await
+        .expect("an answer, not a connection held open")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(2) + SLACK);
+}
