@@ -57,7 +57,7 @@ fn read_until(
 }
 
 fn write_config(path: &Path, ttl: &str, extra: &str) {
-    std::fs::write(path, format!("[session]\nttl = \"{ttl}\"\n{extra}\n[password]\nargon2_memory_kib = 32768\nargon2_iterations = 3\nhash_threads = 2\n")).unwrap();
+    std::fs::write(path, format!("[session]\nttl = \"{ttl}\"\n{extra}\n[password]\nargon2_memory_kib = 32768\nargon2_iterations = 3\nhash_threads = 2\n[server]\n# the deliberately slow hashes of a debug build queue longer than the default\nrequest_timeout = \"60s\"\n")).unwrap();
 }
 
 #[tokio::test]
