@@ -96,12 +96,20 @@ pub async fn release(
     Ok(())
 }
 
-/// Forgets the failures of `(scope, key)`; returns whether there were any.
+/// Forgets the failures of `(scope, key)`; returns whether there were any (or a lock). A row
+/// whose attempts were all given back by successes counts as none.
 pub async fn clear(db: &impl GenericClient, scope: &str, key: &str) -> StoreResult<bool> {
     let stmt = db
-        .prepare_cached("DELETE FROM login_failures WHERE scope = $1 AND key = lower($2)")
+        .prepare_cached(
+            "WITH cleared AS (DELETE FROM login_failures WHERE scope = $1 AND key = lower($2)
+                              RETURNING failures, locked_until)
+             SELECT COALESCE(bool_or(failures > 0 OR locked_until > now()), false) FROM cleared",
+        )
         .await?;
-    Ok(db.execute(&stmt, &[&scope, &key]).await? > 0)
+    db.query_one(&stmt, &[&scope, &key])
+        .await?
+        .try_get(0)
+        .map_err(StoreError::Db)
 }
 
 /// Deletes throttle rows whose last failure is older than `before` and that are not locked.
