@@ -164,10 +164,13 @@ pub struct DatabaseSettings {
     #[serde(serialize_with = "as_duration")]
     pub connect_timeout: Duration,
     /// PostgreSQL's `statement_timeout` on the daemon's connections (0: none).
+    #[serde(serialize_with = "as_duration")]
     pub statement_timeout: Duration,
     /// PostgreSQL's `lock_timeout` on the daemon's connections (0: none).
+    #[serde(serialize_with = "as_duration")]
     pub lock_timeout: Duration,
     /// TCP keepalive idle time (and user timeout) of the connections to PostgreSQL.
+    #[serde(serialize_with = "as_duration")]
     pub tcp_keepalive: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -200,6 +203,7 @@ pub struct ServerSettings {
     #[serde(serialize_with = "as_duration")]
     pub shutdown_timeout: Duration,
     /// The longest any request may take; past it the answer is 503 UNAVAILABLE.
+    #[serde(serialize_with = "as_duration")]
     pub request_timeout: Duration,
 }
 
