@@ -152,7 +152,8 @@ pg_conn_db() {
     fi
 }
 
-sql() { psql "$BENCH_DB_URL" -v ON_ERROR_STOP=1 -Atq "$@"; }
+# SQL on the daemon's tables (its schema, database.schema, default pgusers)
+sql() { PGOPTIONS="-c search_path=${PGUSERS_DATABASE__SCHEMA:-pgusers_daemon}" psql "$BENCH_DB_URL" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 # daemon_start [VAR=value ...]: start target/release/pgusers serve with extra environment.
 daemon_start() {

@@ -119,7 +119,7 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupErr
         .get()
         .await
         .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
-    let applied = migrate::run(&mut client)
+    let applied = migrate::run(&mut client, &settings.database.schema)
         .await
         .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
     for name in applied {

@@ -71,6 +71,10 @@ pub const KEYS: &[KeyDef] = &[
     env(key("database.port", "port"), "PGUSERS_PORT"),
     key("database.pool_size", "connections in the pool"),
     key(
+        "database.schema",
+        "the PostgreSQL schema holding the daemon's tables (created if missing)",
+    ),
+    key(
         "database.sslmode",
         "disable, prefer, require, verify-ca or verify-full (TLS through rustls)",
     ),
@@ -366,6 +370,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         }
         "database.sslrootcert" => s.database.sslrootcert = raw.opt_string()?.map(PathBuf::from),
         "database.pool_size" => s.database.pool_size = at_least(raw.positive()?, 1)?,
+        "database.schema" => s.database.schema = schema_name(&raw.string()?)?,
         "database.connect_timeout" => s.database.connect_timeout = raw.duration()?,
         "database.statement_timeout" => s.database.statement_timeout = raw.duration()?,
         "database.lock_timeout" => s.database.lock_timeout = raw.duration()?,
@@ -515,6 +520,23 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         other => return Err(format!("{other} has no handler (a bug)")),
     }
     Ok(())
+}
+
+/// A schema name the daemon can put in `search_path` and SQL without quoting surprises.
+fn schema_name(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let valid_rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid_start && valid_rest && text.len() <= 63 && !text.starts_with("pg_") {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not a usable schema name: 1 to 63 lowercase letters, digits and \
+             underscores, not starting with a digit or pg_"
+        ))
+    }
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display>(value: T, min: T) -> Result<T, String> {

@@ -161,6 +161,8 @@ pub struct DatabaseSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     pub pool_size: usize,
+    /// The schema holding the daemon's tables; every connection's `search_path` is pinned to it.
+    pub schema: String,
     #[serde(serialize_with = "as_duration")]
     pub connect_timeout: Duration,
     /// PostgreSQL's `statement_timeout` on the daemon's connections (0: none).
@@ -357,6 +359,7 @@ impl Default for Settings {
                 host: None,
                 port: None,
                 pool_size: 16,
+                schema: "pgusers_daemon".into(),
                 sslmode: None,
                 sslrootcert: None,
                 connect_timeout: Duration::from_secs(5),

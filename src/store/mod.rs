@@ -154,6 +154,7 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
     cfg.connect_timeout(db.connect_timeout);
     cfg.application_name("pgusers");
     bound_waits(&mut cfg, db);
+    pin_schema(&mut cfg, &db.schema);
     Ok(cfg)
 }
 
@@ -178,6 +179,17 @@ fn bound_waits(cfg: &mut tokio_postgres::Config, db: &DatabaseSettings) {
         .keepalives_interval((idle / 3).max(Duration::from_secs(1)))
         .keepalives_retries(3)
         .tcp_user_timeout(idle);
+}
+
+/// Pins the connection's `search_path` to the daemon's schema (and nothing else, so tables of
+/// the same names in `public` are never seen), keeping any options the connection string gave.
+pub fn pin_schema(cfg: &mut tokio_postgres::Config, schema: &str) {
+    let pin = format!("-c search_path={schema}");
+    let options = match cfg.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {pin}"),
+        _ => pin,
+    };
+    cfg.options(&options);
 }
 
 fn rebuild(cfg: &tokio_postgres::Config) -> tokio_postgres::Config {
@@ -271,6 +283,24 @@ mod tests {
         assert!(
             matches!(&cfg.get_hosts()[0], tokio_postgres::config::Host::Tcp(h) if h == "urlhost")
         );
+    }
+
+    #[test]
+    fn every_connection_is_pinned_to_the_schema_keeping_given_options() {
+        let mut db = Settings::default().database;
+        db.url = Some(Secret::new(
+            "postgres://u@h/d?options=-c%20statement_timeout%3D5s",
+        ));
+        db.schema = "auth".into();
+        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cfg.get_options(),
+            Some("-c statement_timeout=5s -c search_path=auth")
+        );
+        db.url = None;
+        db.dbname = Some("d".into());
+        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get_options(), Some("-c search_path=auth"));
     }
 
     #[test]

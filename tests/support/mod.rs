@@ -79,11 +79,16 @@ fn server() -> &'static Server {
     })
 }
 
+/// A connection to `dbname` that sees the daemon's schema, as the daemon's own connections do.
 fn config_for(base: &tokio_postgres::Config, dbname: &str) -> tokio_postgres::Config {
     let mut cfg = base.clone();
     cfg.dbname(dbname);
+    pgusers::store::pin_schema(&mut cfg, SCHEMA);
     cfg
 }
+
+/// The daemon's default schema (`database.schema`).
+pub const SCHEMA: &str = "pgusers_daemon";
 
 pub async fn connect(cfg: &tokio_postgres::Config) -> tokio_postgres::Client {
     let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.expect("connect");
@@ -121,7 +126,9 @@ async fn template(base: &tokio_postgres::Config) -> String {
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        pgusers::store::migrate::run(&mut client).await.unwrap();
+        pgusers::store::migrate::run(&mut client, SCHEMA)
+            .await
+            .unwrap();
         drop(client);
         let _ = driver.await;
     }
@@ -145,8 +152,17 @@ impl TestDb {
         Self::create_on(&server().base).await
     }
 
+    /// A fresh database with nothing of the daemon's in it (not cloned from the template).
+    pub async fn create_empty() -> Self {
+        Self::create_from(&server().base, "template1").await
+    }
+
     pub async fn create_on(base: &tokio_postgres::Config) -> Self {
         let template = template(base).await;
+        Self::create_from(base, &template).await
+    }
+
+    async fn create_from(base: &tokio_postgres::Config, template: &str) -> Self {
         let name = format!("t_{}", pgusers::domain::keys::random_hex(6));
         let admin = connect(&config_for(base, "postgres")).await;
         let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
@@ -174,6 +190,14 @@ impl TestDb {
 
     pub async fn client(&self) -> tokio_postgres::Client {
         connect(&self.config).await
+    }
+
+    /// A client with PostgreSQL's default `search_path` (`"$user", public`), as another
+    /// application or psql connects.
+    pub async fn plain_client(&self) -> tokio_postgres::Client {
+        let mut cfg = self.config.clone();
+        cfg.options("");
+        connect(&cfg).await
     }
 }
 
@@ -400,4 +424,56 @@ impl TestApp {
             .unwrap()
             .map(|r| r.get(0))
     }
+}
+
+/// The Python library's tables exactly as its `dbinit` creates them (pgusers 0.9.4).
+pub const LIBRARY_DDL: &str = "
+    create table if not exists users (
+        userid      serial primary key,
+        username    varchar(20),
+        email       varchar(128),
+        salt        varchar(32),
+        kpasswd     varchar(128),
+        admin       boolean not null default 'no',
+        extra_data  bytea
+    );
+    create table if not exists sessions (
+        userid  integer,
+        key     varchar(32),
+        expiration real,
+        extra_data  bytea
+    );";
+
+/// Everything about the library's `public.users`/`public.sessions` that a write, a DDL change or
+/// an added trigger or index would alter: definitions, storage, and every row with its version.
+pub async fn library_fingerprint(client: &tokio_postgres::Client) -> String {
+    let mut out = String::new();
+    for table in ["public.users", "public.sessions"] {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT c.relfilenode::text,
+                       (SELECT string_agg(format('%s %s %s %s', attname, atttypid::regtype,
+                                                  attnotnull, d.adbin::text),
+                                          ',' ORDER BY attnum)
+                        FROM pg_attribute a LEFT JOIN pg_attrdef d
+                             ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                        WHERE a.attrelid = c.oid AND a.attnum > 0),
+                       (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid)::text,
+                       (SELECT count(*) FROM pg_index WHERE indrelid = c.oid)::text,
+                       (SELECT coalesce(string_agg(format('%s %s %s', t.ctid, t.xmin, t::text),
+                                                   E'\\n' ORDER BY t.ctid), '')
+                        FROM {table} t)
+                     FROM pg_class c WHERE c.oid = '{table}'::regclass"
+                ),
+                &[],
+            )
+            .await
+            .expect("the library's table is there");
+        for i in 0..5 {
+            out.push_str(&row.get::<_, String>(i));
+            out.push('\n');
+        }
+    }
+    out
 }
