@@ -1,7 +1,14 @@
 //! Password hashing with argon2id on a bounded pool of blocking threads, so that a flood of
-//! logins cannot starve the async workers that answer session checks.
+//! logins cannot starve the async workers that answer session checks; verification also of the
+//! PBKDF2-HMAC-SHA512 hashes imported from the Python library (replaced by argon2id at the
+//! user's next successful login).
+//!
+//! Timing: while any imported hash may remain, every verification pays for both algorithms
+//! (an argon2id user, an unknown user and an imported user all cost one argon2id and one
+//! PBKDF2 computation), so the time of a failed login tells nothing about whether the account
+//! exists or was imported.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -28,6 +35,36 @@ pub struct PasswordHasher {
     /// A hash of a random password with the same parameters, verified against when the user
     /// does not exist so that an unknown user costs the same work as a wrong password.
     decoy_hash: String,
+    /// Whether imported PBKDF2 hashes may remain (see the module's timing note).
+    legacy: AtomicBool,
+}
+
+/// The PHC identifier of the Python library's hashes (`$pbkdf2-sha512$i=100000,l=64$…`).
+const LEGACY_IDENT: &str = "pbkdf2-sha512";
+/// The library's iteration count, spent by the decoy when the stored hash is not a legacy one.
+const LEGACY_ROUNDS: u32 = 100_000;
+
+/// Whether `stored` is an imported PBKDF2 hash rather than one of ours.
+pub fn is_legacy(stored: &str) -> bool {
+    stored.starts_with(concat!("$", "pbkdf2-sha512", "$"))
+}
+
+/// The PHC string of a Python-library hash given as its hex `salt` and `kpasswd` columns, or
+/// `None` when they are not what the library writes (16-byte salt, 64-byte PBKDF2-SHA512 key).
+pub fn legacy_phc(salt_hex: &str, kpasswd_hex: &str) -> Option<String> {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use base64::Engine;
+    let salt = hex::decode(salt_hex.trim())
+        .ok()
+        .filter(|s| s.len() == 16)?;
+    let key = hex::decode(kpasswd_hex.trim())
+        .ok()
+        .filter(|k| k.len() == 64)?;
+    Some(format!(
+        "${LEGACY_IDENT}$i={LEGACY_ROUNDS},l=64${}${}",
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(key)
+    ))
 }
 
 impl PasswordHasher {
@@ -48,7 +85,14 @@ impl PasswordHasher {
             queue_limit: settings.hash_queue_limit,
             waiting: AtomicUsize::new(0),
             decoy_hash,
+            legacy: AtomicBool::new(false),
         })
+    }
+
+    /// Says that imported hashes may be stored: from now on every verification costs both
+    /// algorithms. Never undone while the daemon runs.
+    pub fn expect_legacy_hashes(&self) {
+        self.legacy.store(true, Ordering::Relaxed);
     }
 
     /// Operations waiting for a hashing thread right now.
@@ -102,9 +146,27 @@ impl PasswordHasher {
             Some(h) => (h, true),
             None => (self.decoy_hash.clone(), false),
         };
-        let password = crate::domain::validate::normalize_password(&password);
+        if is_legacy(&hash) {
+            self.expect_legacy_hashes();
+        }
+        let both = self.legacy.load(Ordering::Relaxed);
+        let decoy = self.decoy_hash.clone();
         let matched = self
-            .run(move |argon2| verify_with(&argon2, &password, &hash))
+            .run(move |argon2| {
+                if is_legacy(&hash) {
+                    // The library hashed the password's UTF-8 as given, without normalizing.
+                    let matched = verify_legacy(&password, &hash);
+                    verify_with(&argon2, &password, &decoy);
+                    matched
+                } else {
+                    let normalized = crate::domain::validate::normalize_password(&password);
+                    let matched = verify_with(&argon2, &normalized, &hash);
+                    if both {
+                        spend_legacy_rounds(&password);
+                    }
+                    matched
+                }
+            })
             .await?;
         Ok(real && matched)
     }
@@ -143,6 +205,23 @@ fn verify_with(argon2: &Argon2<'_>, password: &str, stored: &str) -> bool {
     }
 }
 
+fn verify_legacy(password: &str, stored: &str) -> bool {
+    use pbkdf2::password_hash::PasswordVerifier;
+    match PasswordHash::new(stored) {
+        Ok(parsed) => pbkdf2::Pbkdf2
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The work of verifying an imported hash, for a password checked against something else.
+fn spend_legacy_rounds(password: &str) {
+    let mut out = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password.as_bytes(), &[0u8; 16], LEGACY_ROUNDS, &mut out);
+    std::hint::black_box(out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +247,33 @@ mod tests {
             .verify("wrong horse".into(), Some(hash))
             .await
             .unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn a_python_library_hash_verifies_its_password_and_asks_for_argon2id() {
+        // pgusers 0.9.4: hashlib.pbkdf2_hmac("sha512", b"pass1", bytes(range(16)), 100000)
+        let salt = "000102030405060708090a0b0c0d0e0f";
+        let mut key = [0u8; 64];
+        let salt_bytes = hex::decode(salt).unwrap_or_default();
+        pbkdf2::pbkdf2_hmac::<sha2::Sha512>(b"pass1", &salt_bytes, 100_000, &mut key);
+        assert!(
+            hex::encode(key).starts_with("47b09c5d03d2b9f1"),
+            "Python's value"
+        );
+        let phc = legacy_phc(salt, &hex::encode(key)).unwrap_or_default();
+        assert!(phc.starts_with("$pbkdf2-sha512$i=100000,l=64$AAECAwQFBgcICQoLDA0ODw$"));
+        let h = cheap();
+        assert!(h
+            .verify("pass1".into(), Some(phc.clone()))
+            .await
+            .unwrap_or(false));
+        assert!(!h
+            .verify("pass2".into(), Some(phc.clone()))
+            .await
+            .unwrap_or(true));
+        assert!(h.needs_rehash(&phc));
+        assert!(legacy_phc("zz", &hex::encode(key)).is_none());
+        assert!(legacy_phc(salt, "abcd").is_none());
     }
 
     #[tokio::test]

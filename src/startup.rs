@@ -138,6 +138,17 @@ pub async fn build(
     let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
     let hasher = PasswordHasher::new(&settings.password, settings.hash_threads())
         .map_err(StartupError::Config)?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    if store::users::any_legacy_hash(&client)
+        .await
+        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?
+    {
+        hasher.expect_legacy_hashes();
+    }
+    drop(client);
     let cache = SessionCache::new(
         settings.session.cache_capacity,
         settings.session.cache_max_age,

@@ -199,3 +199,14 @@ pub async fn replace_password_hash(
         .await?;
     Ok(db.execute(&stmt, &[&userid, &old, &new]).await? == 1)
 }
+
+/// Whether any password hash imported from the Python library is still stored.
+pub async fn any_legacy_hash(db: &impl GenericClient) -> StoreResult<bool> {
+    let row = db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE password_hash LIKE '$pbkdf2-sha512$%')",
+            &[],
+        )
+        .await?;
+    row.try_get(0).map_err(StoreError::Db)
+}
