@@ -12,6 +12,7 @@ pub mod error;
 pub mod guard;
 pub mod http;
 pub mod https;
+pub mod import;
 pub mod invalidation;
 pub mod lookups;
 pub mod metrics;

@@ -15,6 +15,8 @@
 //! - `pgusers settings session-ttl [DURATION | --reset]`
 //! - the library's `usermgr` command names at the top level (`adduser`, `setadmin`, `cpasswd`,
 //!   `delete`, `list`, `info`, `listsessions`, `killsessions`; see `usermgr.rs`).
+//! - `pgusers import [--from CONNINFO] [--dry-run]`: the Python library's users and sessions
+//!   (see `crate::import` for the rules)
 //!
 //! Every command takes `--json` (print the result, or what was done, as JSON) and `-v`/`-vv`
 //! (log this crate's info/debug events to standard error; other crates, among them the database
@@ -46,6 +48,7 @@
 
 mod audit;
 mod connect;
+mod import;
 mod output;
 mod prompt;
 mod sessions;
@@ -93,6 +96,14 @@ pub enum AdminCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Import the Python library's users and sessions (its public.users and public.sessions)
+    /// in one transaction, with a report.
+    Import {
+        #[command(flatten)]
+        args: import::ImportArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
     #[command(flatten)]
     Usermgr(usermgr::UsermgrCommand),
 }
@@ -114,6 +125,7 @@ enum Job {
     Sessions(sessions::SessionsCommand),
     Audit(audit::AuditCommand),
     Settings(settings::SettingsCommand),
+    Import(import::ImportArgs),
 }
 
 impl AdminCommand {
@@ -123,6 +135,7 @@ impl AdminCommand {
             Self::Sessions { cmd, out } => (Job::Sessions(cmd), out),
             Self::Audit { cmd, out } => (Job::Audit(cmd), out),
             Self::Settings { cmd, out } => (Job::Settings(cmd), out),
+            Self::Import { args, out } => (Job::Import(args), out),
             Self::Usermgr(cmd) => cmd.into_job(),
         }
     }
@@ -138,6 +151,7 @@ pub async fn run(cmd: AdminCommand, settings: Settings) -> ExitCode {
         Job::Sessions(cmd) => sessions::run(cmd, &settings, json).await,
         Job::Audit(cmd) => audit::run(cmd, &settings, json).await,
         Job::Settings(cmd) => settings::run(cmd, &settings, json).await,
+        Job::Import(args) => import::run(args, &settings, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
