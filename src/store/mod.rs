@@ -159,7 +159,7 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
 }
 
 /// Bounds every wait on the database: PostgreSQL cancels a statement that runs or waits for a
-/// lock too long (added to whatever options the URL carries), and TCP keepalives with a user
+/// lock too long (added to the options the URL carries, unless it sets them), and TCP keepalives with a user
 /// timeout notice a silently dead network path.
 fn bound_waits(cfg: &mut tokio_postgres::Config, db: &DatabaseSettings) {
     let mut options = cfg.get_options().unwrap_or_default().to_string();
@@ -167,6 +167,9 @@ fn bound_waits(cfg: &mut tokio_postgres::Config, db: &DatabaseSettings) {
         ("statement_timeout", db.statement_timeout),
         ("lock_timeout", db.lock_timeout),
     ] {
+        if options.contains(&format!("{name}=")) {
+            continue; // the connection string's own setting wins
+        }
         if !options.is_empty() {
             options.push(' ');
         }
@@ -295,12 +298,15 @@ mod tests {
         let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             cfg.get_options(),
-            Some("-c statement_timeout=5s -c search_path=auth")
+            Some("-c statement_timeout=5s -c lock_timeout=2000 -c search_path=auth")
         );
         db.url = None;
         db.dbname = Some("d".into());
         let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(cfg.get_options(), Some("-c search_path=auth"));
+        assert_eq!(
+            cfg.get_options(),
+            Some("-c statement_timeout=5000 -c lock_timeout=2000 -c search_path=auth")
+        );
     }
 
     #[test]
@@ -318,7 +324,7 @@ mod tests {
         let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             cfg.get_options(),
-            Some("-c work_mem=8MB -c statement_timeout=5000 -c lock_timeout=2000")
+            Some("-c work_mem=8MB -c statement_timeout=5000 -c lock_timeout=2000 -c search_path=pgusers_daemon")
         );
         assert!(cfg.get_keepalives());
         assert_eq!(cfg.get_tcp_user_timeout(), Some(&Duration::from_secs(10)));
