@@ -14,13 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${COMPARE_ORIG_INDEXED:=1}"   # also run the original with the indexes it lacks
 : "${COMPARE_WRK:=1}"            # also measure the daemon with wrk at the same connection count
 
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_wrk
-build_release
-bench_tmp
-pg_start
+bench_begin
 
 # ---- the original library, in its own database -------------------------------------------
 VENV="$BENCH_TMP/venv"

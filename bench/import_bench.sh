@@ -11,12 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${IMPORT_USERS:=1000000}"
 : "${IMPORT_SESSIONS:=1000000}"
 
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-
-build_release
-bench_tmp
-pg_start
+bench_begin --no-wrk
 
 library() { psql "$BENCH_DB_URL" -v ON_ERROR_STOP=1 -Atq "$@"; }
 

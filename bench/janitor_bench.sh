@@ -22,13 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${JANITOR_MAX_WAIT:=900}"      # give up on the purge after this many seconds
 : "${JANITOR_CACHE_CAPACITY:=}"   # e.g. 0 to make every check go to the database
 
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_wrk
-build_release
-bench_tmp
-pg_start
+bench_begin
 
 extra_env=(PGUSERS_SESSION__REFRESH_INTERVAL="${JANITOR_REFRESH_INTERVAL}s"
     PGUSERS_SESSION__CACHE_MAX_AGE="$JANITOR_CACHE_MAX_AGE")

@@ -331,3 +331,14 @@ dur_secs() {
         *) echo "$d" ;;
     esac
 }
+
+# The start of a bench script: clean up on exit (and on Ctrl-C), then wrk (unless --no-wrk),
+# the release build, a scratch directory and the PostgreSQL server.
+bench_begin() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  [[ "${1:-}" == --no-wrk ]] || ensure_wrk
+  build_release
+  bench_tmp
+  pg_start
+}

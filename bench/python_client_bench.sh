@@ -13,13 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${PYBENCH_ROUNDS:=3}"              # client and library runs in turn; the median run is shown
 : "${PYBENCH_ORIG_INDEXED:=1}"        # also the library with the indexes its tables lack
 
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_wrk
-build_release
-bench_tmp
-pg_start
+bench_begin
 [[ "$PG_OWNED" == 1 ]] || die "python_client_bench.sh needs the throwaway server (unset PGUSERS_BENCH_DATABASE_URL)"
 
 VENV="$BENCH_TMP/venv"

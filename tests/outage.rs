@@ -5,33 +5,13 @@
 
 mod support;
 
-use pgusers::embedded::{self, EmbeddedPostgres};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{TestApp, TestDb};
 
 #[actix_web::test]
 async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_after() {
-    let dir = tempfile::Builder::new()
-        .prefix("pgusers-outage-")
-        .tempdir()
-        .unwrap();
-    let mut pg = tokio::task::spawn_blocking({
-        let path = dir.path().to_path_buf();
-        move || {
-            EmbeddedPostgres::start(
-                &path,
-                embedded::Options {
-                    durable: false,
-                    remove_on_exit: false,
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let (_dir, mut pg) = support::private_cluster("pgusers-outage-").await;
     let db = TestDb::create_on(&pg.config("postgres")).await;
     let app = TestApp::start_on(db, |_| {}).await;
     app.create_user("alice", "s3cret-pass", false).await;

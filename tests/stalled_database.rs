@@ -7,7 +7,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use pgusers::clock::Clock;
-use pgusers::embedded::{self, EmbeddedPostgres};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{TestApp, TestDb};
@@ -102,26 +101,7 @@ fn signal_cluster(dir: &std::path::Path, signal: &str) {
 
 #[actix_web::test]
 async fn a_frozen_database_answers_unavailable_within_the_request_timeout() {
-    let dir = tempfile::Builder::new()
-        .prefix("pgusers-frozen-")
-        .tempdir()
-        .unwrap();
-    let pg = tokio::task::spawn_blocking({
-        let path = dir.path().to_path_buf();
-        move || {
-            EmbeddedPostgres::start(
-                &path,
-                embedded::Options {
-                    durable: false,
-                    remove_on_exit: false,
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let (dir, pg) = support::private_cluster("pgusers-frozen-").await;
     let db = TestDb::create_on(&pg.config("postgres")).await;
     let bound = Duration::from_secs(2);
     let app = TestApp::start_on(db, |s| s.server.request_timeout = bound).await;

@@ -477,3 +477,24 @@ pub async fn library_fingerprint(client: &tokio_postgres::Client) -> String {
     }
     out
 }
+
+/// A PostgreSQL cluster of the test's own, which it may stop, freeze or restart, in a temporary
+/// directory (prefixed `prefix`) that lives as long as the returned guard.
+pub async fn private_cluster(prefix: &str) -> (tempfile::TempDir, EmbeddedPostgres) {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let pg = tokio::task::spawn_blocking(move || {
+        EmbeddedPostgres::start(
+            &path,
+            embedded::Options {
+                durable: false,
+                remove_on_exit: false,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    (dir, pg)
+}
