@@ -20,7 +20,10 @@ use serde_json::Value;
 
 /// The defaults of `server.max_extra_data_bytes` and the password minimum.
 const MAX_EXTRA_DATA_BYTES: usize = 16 * 1024;
-const MIN_PASSWORD_CHARS: usize = 8;
+const POLICY: validate::PasswordPolicy = validate::PasswordPolicy {
+    min_chars: 8,
+    refuse_common: true,
+};
 
 const SECRET_FIELDS: [&str; 4] = ["password", "new_password", "old_password", "key"];
 
@@ -97,7 +100,7 @@ fn bodies(data: &[u8]) {
     if let Some(r) = parse::<UserCreateRequest>(&body, data) {
         let _ = validate::username(&r.username);
         let _ = validate::email(&r.email);
-        let _ = validate::new_password(&r.password, MIN_PASSWORD_CHARS);
+        let _ = validate::new_password(&r.password, POLICY);
         extra(&r.extra_data);
     }
     if let Some(r) = parse::<UserModifyRequest>(&body, data) {
@@ -112,7 +115,7 @@ fn bodies(data: &[u8]) {
         }
     }
     if let Some(r) = parse::<UserPasswordRequest>(&body, data) {
-        let _ = validate::new_password(&r.new_password, MIN_PASSWORD_CHARS);
+        let _ = validate::new_password(&r.new_password, POLICY);
     }
     let _ = parse::<UserAdminRequest>(&body, data);
     if let Some(r) = parse::<SessionLoginRequest>(&body, data) {
@@ -124,7 +127,7 @@ fn bodies(data: &[u8]) {
     }
     let _ = parse::<SessionTtlRequest>(&body, data);
     if let Some(r) = parse::<MePasswordRequest>(&body, data) {
-        let _ = validate::new_password(&r.new_password, MIN_PASSWORD_CHARS);
+        let _ = validate::new_password(&r.new_password, POLICY);
     }
 }
 
