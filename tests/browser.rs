@@ -9,7 +9,7 @@
 
 mod support_proxy;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -163,6 +163,18 @@ async fn call(
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// Chromium and chromedriver, or `None` (after saying so; a failure under CI) when one is missing.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let chromium = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")?;
+    let chromedriver = require_tool(
+        "browser",
+        "chromedriver",
+        &["/usr/bin/chromedriver"],
+        "chromium-driver",
+    )?;
+    Some((chromium, chromedriver))
+}
+
 /// A browser session; fields drop in order: the browser closes, then chromedriver stops, then
 /// its directory goes.
 struct Browser {
@@ -249,16 +261,7 @@ async fn browser_logs_in_through_nginx_and_out_again() {
     let Some(nginx) = require_tool("browser", "nginx", &["/usr/sbin/nginx"], "nginx") else {
         return;
     };
-    let Some(chromium) = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")
-    else {
-        return;
-    };
-    let Some(chromedriver) = require_tool(
-        "browser",
-        "chromedriver",
-        &["/usr/bin/chromedriver"],
-        "chromium-driver",
-    ) else {
+    let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
 
@@ -394,16 +397,7 @@ async fn serve_page(html: String) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
-    let Some(chromium) = require_tool("browser", "chromium", &["/usr/bin/chromium"], "chromium")
-    else {
-        return;
-    };
-    let Some(chromedriver) = require_tool(
-        "browser",
-        "chromedriver",
-        &["/usr/bin/chromedriver"],
-        "chromium-driver",
-    ) else {
+    let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
     let daemon = Daemon::start(&[]).await;

@@ -47,38 +47,22 @@ fn library_python() -> Option<PathBuf> {
     if ready.exists() {
         return Some(python);
     }
-    let venv = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .output();
-    match venv {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return unavailable(format!(
-                "python3 -m venv: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ))
+    let mut venv = Command::new("python3");
+    venv.args(["-m", "venv"]).arg(&dir);
+    let mut pip = Command::new(dir.join("bin/pip"));
+    pip.args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "pgusers==0.9.4",
+        "psycopg[binary]",
+    ]);
+    for (what, command) in [("python3 -m venv", &mut venv), ("pip install", &mut pip)] {
+        match command.output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => return unavailable(format!("{what}: {}", String::from_utf8_lossy(&o.stderr))),
+            Err(e) => return unavailable(format!("{what}: {e}")),
         }
-        Err(e) => return unavailable(format!("python3: {e}")),
-    }
-    let pip = Command::new(dir.join("bin/pip"))
-        .args([
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "pgusers==0.9.4",
-            "psycopg[binary]",
-        ])
-        .output();
-    match pip {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => {
-            return unavailable(format!(
-                "pip install: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ))
-        }
-        Err(e) => return unavailable(format!("pip: {e}")),
     }
     std::fs::write(&ready, "").unwrap();
     Some(python)
