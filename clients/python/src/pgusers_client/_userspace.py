@@ -8,7 +8,7 @@ import re
 import threading
 import urllib.parse
 
-import urllib3
+from . import _wire
 
 OK = 0
 NOT_FOUND = 1
@@ -35,11 +35,6 @@ _LIBRARY_KWARGS = frozenset(
     target_session_attrs load_balance_hosts autocommit prepare_threshold row_factory
     cursor_factory context""".split()
 )
-
-# Only connection failures are retried for every method; a read failure only for the
-# idempotent ones (GET, PUT, DELETE), never for a POST that may have taken effect.
-_RETRIES = urllib3.Retry(total=2, connect=2, read=1, status=0, other=0, redirect=0)
-
 
 class BadCallError(Exception):
     """A call the library would refuse too: a missing argument, an invalid or taken value."""
@@ -101,6 +96,8 @@ def _check_json(value, path="extra_data"):
         "(the daemon stores extra_data as JSON)"
     )
 
+
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]*$")  # a token goes into a header as it is
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -211,20 +208,20 @@ class UserSpace:
             raise BadCallError("timeout must be a positive number of seconds")
         if self._pool_size < 1:
             raise BadCallError("pool_size must be at least 1")
-        self._timeout = urllib3.Timeout(total=seconds)
+        self._timeout = seconds
         self._ca_certs = ca_certs
-        agent = "pgusers-client/0.1"
-        self._plain_headers = {"User-Agent": agent}
-        self._plain_json_headers = {
-            "User-Agent": agent,
-            "Content-Type": "application/json",
-        }
+        if token is not None and not _HEADER_SAFE.match(token):
+            raise BadCallError("api_token has characters a header cannot carry")
+        plain = b"User-Agent: pgusers-client/0.1\r\n"
+        json_type = b"Content-Type: application/json\r\n"
+        self._plain_headers = plain
+        self._plain_json_headers = plain + json_type
         if token is None:
             self._admin_headers = self._admin_json_headers = None
         else:
-            auth = "Bearer " + token
-            self._admin_headers = {"User-Agent": agent, "Authorization": auth}
-            self._admin_json_headers = dict(self._plain_json_headers, Authorization=auth)
+            auth = b"Authorization: Bearer " + token.encode("ascii") + b"\r\n"
+            self._admin_headers = plain + auth
+            self._admin_json_headers = plain + json_type + auth
         self._pool = None
         self._pool_lock = threading.Lock()
 
@@ -234,16 +231,14 @@ class UserSpace:
     # ---- connection -------------------------------------------------------------------
 
     def _new_pool(self):
-        extra = {}
-        if self._ca_certs is not None and self._origin.startswith("https:"):
-            extra["ca_certs"] = self._ca_certs
-        return urllib3.connection_from_url(
-            self._origin,
-            maxsize=self._pool_size,
-            block=False,
+        parts = urllib.parse.urlsplit(self._origin)
+        return _wire.Pool(
+            parts.scheme,
+            parts.hostname,
+            parts.port or (443 if parts.scheme == "https" else 80),
             timeout=self._timeout,
-            retries=_RETRIES,
-            **extra,
+            maxsize=self._pool_size,
+            ca_certs=self._ca_certs,
         )
 
     def _get_pool(self):
@@ -268,8 +263,10 @@ class UserSpace:
     def __exit__(self, exc_type, exc_value, traceback):
         self.close()
 
-    def _call(self, method, path, body=None, admin=True, query=None):
-        """One request; returns (status, decoded JSON body or None)."""
+    def _call(self, method, path, body=None, admin=True, query=None, idempotent=None):
+        """One request; returns (status, decoded JSON body or None). A request broken off
+        before its answer is repeated once only if it is idempotent (by default: GET, PUT,
+        DELETE), never a POST that may have taken effect."""
         if admin:
             headers = self._admin_json_headers if body is not None else self._admin_headers
             if headers is None:
@@ -288,28 +285,26 @@ class UserSpace:
         for attempt in (1, 2):
             pool = self._get_pool()
             try:
-                response = pool.urlopen(method, target, body=data, headers=headers, redirect=False)
+                status, raw = pool.request(method, target, headers, data, idempotent)
                 break
-            except urllib3.exceptions.ClosedPoolError:
+            except _wire.PoolClosed:
                 # close() ran in another thread meanwhile: once more on a fresh pool
                 if attempt == 2:
                     raise DaemonError("the connection pool was closed") from None
-            except urllib3.exceptions.HTTPError as err:
-                reason = getattr(err, "reason", None) or err
+            except _wire.TransportError as err:
                 raise DaemonError(
-                    f"cannot reach the pgusers daemon at {self._origin}: {reason}"
+                    f"cannot reach the pgusers daemon at {self._origin}: {err}"
                 ) from None
-        raw = response.data
         payload = None
         if raw:
             try:
                 payload = json.loads(raw)
             except ValueError:
                 raise DaemonError(
-                    f"the daemon answered {response.status} with a body that is not JSON",
-                    status=response.status,
+                    f"the daemon answered {status} with a body that is not JSON",
+                    status=status,
                 ) from None
-        return response.status, payload
+        return status, payload
 
     def _unexpected(self, status, payload):
         """The error for an answer the library has no return value for."""
@@ -513,7 +508,10 @@ class UserSpace:
         with rc OK, NOT_FOUND or EXPIRED (then the other three are None)."""
         if not isinstance(key, str):
             return NOT_FOUND, None, None, None
-        status, payload = self._call("POST", "/v1/sessions/check", {"key": key}, admin=False)
+        # a check changes nothing but the expiry it slides: safe to repeat
+        status, payload = self._call(
+            "POST", "/v1/sessions/check", {"key": key}, admin=False, idempotent=True
+        )
         if status == 200:
             return OK, payload["username"], payload["userid"], payload["extra_data"]
         if status == 401 and isinstance(payload, dict) and payload.get("error") == "EXPIRED":
