@@ -24,7 +24,7 @@ const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
 /// another instance holds the purge lock). A session is purged only once it has been expired
 /// for a whole refresh interval, since its stored expiry may lag the true one by that much.
 async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
-    let db = core.db().await?;
+    let mut db = core.db().await?;
     let locked: bool = db
         .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
         .await
@@ -37,7 +37,7 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
     let cutoff = core.clock.now() - core.tunables.refresh_interval();
     let mut total = 0;
     let result = loop {
-        match store::purge_expired_batch(&db, cutoff, batch).await {
+        match store::purge_expired_batch(&mut db, cutoff, batch).await {
             Ok(deleted) => {
                 total += deleted;
                 if deleted < u64::try_from(batch).unwrap_or(0) {

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_schema",
         sql: include_str!("../../migrations/0005_schema.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_announce_deletes",
+        sql: include_str!("../../migrations/0006_announce_deletes.sql"),
+    },
 ];
 
 /// The tables and functions of the layout before version 5, when they lived in `public`.

@@ -236,15 +236,21 @@ pub async fn kill(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult
         .await?)
 }
 
-/// Deletes up to `batch` expired sessions, skipping rows other transactions hold.
+/// Deletes up to `batch` expired sessions, skipping rows other transactions hold, in a
+/// transaction marked as the janitor's purge (`pgusers.purge`), the one delete the trigger does
+/// not announce (migration 6).
 pub async fn purge_expired_batch(
-    db: &impl GenericClient,
+    db: &mut impl GenericClient,
     now: DateTime<Utc>,
     batch: i64,
 ) -> StoreResult<u64> {
     const SQL: &str = "DELETE FROM sessions WHERE session_id IN (
                            SELECT session_id FROM sessions WHERE expires_at <= $1
                            ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
-    let stmt = db.prepare_cached(SQL).await?;
-    Ok(db.execute(&stmt, &[&now, &batch]).await?)
+    let tx = db.transaction().await?;
+    tx.batch_execute("SET LOCAL pgusers.purge = 'on'").await?;
+    let stmt = tx.prepare_cached(SQL).await?;
+    let deleted = tx.execute(&stmt, &[&now, &batch]).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
