@@ -1,13 +1,15 @@
 //! Expiry refreshes waiting to be written: a check that slides a session's expiry far enough
 //! queues it here instead of writing on the request path; the session actor writes the whole
-//! queue in one statement a few times a second (and on shutdown).
+//! queue in one statement a few times a second (and on shutdown), through [`write`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
 
 use crate::domain::KeyDigest;
+use crate::store::{sessions as store, StoreError};
 
 /// A slid expiry to store, and when the session was last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,38 @@ impl RefreshQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// How many times a batch is tried when it loses a deadlock or serialization conflict.
+pub const WRITE_TRIES: usize = 3;
+
+/// Writes a batch of refreshes in one statement, rows in key-digest order (so batches of
+/// several instances cannot deadlock each other), trying again at once when it loses a deadlock
+/// or serialization conflict to another transaction (up to [`WRITE_TRIES`] in all); returns the
+/// digests of the sessions that still exist.
+pub async fn write(
+    pool: &Pool,
+    batch: &mut [(KeyDigest, PendingRefresh)],
+) -> Result<Vec<KeyDigest>, StoreError> {
+    batch.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let digests: Vec<&[u8]> = batch.iter().map(|(d, _)| d.as_bytes()).collect();
+    let expires: Vec<DateTime<Utc>> = batch.iter().map(|(_, p)| p.expires_at).collect();
+    let seen: Vec<DateTime<Utc>> = batch.iter().map(|(_, p)| p.seen_at).collect();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let db = pool.get().await?;
+        match store::refresh_many(&db, &digests, &expires, &seen).await {
+            Err(e) if e.is_transient_conflict() && attempt < WRITE_TRIES => {
+                tracing::info!(
+                    error = %crate::error::cause_chain(&e),
+                    attempt,
+                    "expiry refreshes lost a lock conflict; retrying"
+                );
+            }
+            other => return other,
+        }
     }
 }
 

@@ -76,7 +76,8 @@ impl Daemon {
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`),
-    /// then stops the janitor and closes the pool.
+    /// writes the pending expiry refreshes (after a flush already running has ended), then
+    /// stops the janitor and closes the pool.
     pub async fn shutdown(&self) {
         if let Some(h) = &self.metrics_handle {
             h.stop(true).await;

@@ -16,7 +16,7 @@ use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{CheckOutcome, METRICS};
-use crate::refresh_queue::PendingRefresh;
+use crate::refresh_queue::{self, PendingRefresh};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
@@ -27,9 +27,9 @@ use crate::tunables::TtlSource;
 
 pub struct SessionActor {
     core: Core,
-    /// True while a flush of expiry refreshes runs: one at a time, never piling up on a slow
-    /// database.
-    flushing: bool,
+    /// Held while a flush of expiry refreshes runs: one at a time, never piling up on a slow
+    /// database; a periodic tick skips while it is held, an explicit flush waits for it.
+    flight: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Actor for SessionActor {
@@ -37,21 +37,24 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(FLUSH_EVERY, |actor, ctx| {
-            if actor.flushing {
+            let Ok(flying) = actor.flight.clone().try_lock_owned() else {
                 return;
+            };
+            let flush = flush_refreshes(actor.core.clone());
+            let work = async move {
+                let result = flush.await;
+                drop(flying);
+                result
             }
-            actor.flushing = true;
-            let work = flush_refreshes(actor.core.clone()).into_actor(actor).map(
-                |result, actor: &mut SessionActor, _| {
-                    actor.flushing = false;
-                    if let Err(e) = result {
-                        tracing::warn!(
-                            error = %crate::error::cause_chain(&e),
-                            "could not write expiry refreshes; will retry"
-                        );
-                    }
-                },
-            );
+            .into_actor(actor)
+            .map(|result, _: &mut SessionActor, _| {
+                if let Err(e) = result {
+                    tracing::warn!(
+                        error = %crate::error::cause_chain(&e),
+                        "could not write expiry refreshes; will retry"
+                    );
+                }
+            });
             ctx.spawn(work);
         });
     }
@@ -99,41 +102,15 @@ impl Handler<Create> for SessionActor {
 /// How often pending expiry refreshes are written.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How often a batch that lost a deadlock or serialization conflict is retried at once.
-const FLUSH_RETRIES: usize = 3;
-
-/// Writes every pending expiry refresh in one statement, rows in key-digest order (so batches
-/// of several instances cannot deadlock each other), retrying a deadlock or serialization
-/// failure a few times; sessions that no longer exist are evicted; on failure the refreshes are
-/// put back for the next round.
+/// Writes every pending expiry refresh in one statement (see [`refresh_queue::write`]);
+/// sessions that no longer exist are evicted; on failure the refreshes are put back for the
+/// next round.
 async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
     let mut pending = core.refreshes.take();
     if pending.is_empty() {
         return Ok(0);
     }
-    pending.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let digests: Vec<&[u8]> = pending.iter().map(|(d, _)| d.as_bytes()).collect();
-    let expires: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.expires_at).collect();
-    let seen: Vec<DateTime<Utc>> = pending.iter().map(|(_, p)| p.seen_at).collect();
-    let mut attempt = 0;
-    let written = loop {
-        attempt += 1;
-        let result = match core.db().await {
-            Ok(db) => store::refresh_many(&db, &digests, &expires, &seen).await,
-            Err(e) => break Err(e),
-        };
-        match result {
-            Err(e) if e.is_transient_conflict() && attempt < FLUSH_RETRIES => {
-                tracing::info!(
-                    error = %crate::error::cause_chain(&e),
-                    attempt,
-                    "expiry refreshes lost a lock conflict; retrying"
-                );
-            }
-            other => break other.map_err(ApiError::from),
-        }
-    };
-    match written {
+    match refresh_queue::write(&core.pool, &mut pending).await {
         Ok(found) => {
             let found: std::collections::HashSet<KeyDigest> = found.into_iter().collect();
             for (digest, _) in &pending {
@@ -145,7 +122,7 @@ async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
         }
         Err(e) => {
             core.refreshes.put_back(pending);
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -157,8 +134,15 @@ struct Flush;
 impl Handler<Flush> for SessionActor {
     type Result = ResponseFuture<Result<usize, ApiError>>;
 
+    /// Waits for a periodic flush already running (shutdown must not close the pool under
+    /// it), then writes what is left.
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(flush_refreshes(self.core.clone()))
+        let flight = self.flight.clone();
+        let core = self.core.clone();
+        Box::pin(async move {
+            let _flying = flight.lock_owned().await;
+            flush_refreshes(core).await
+        })
     }
 }
 
@@ -258,7 +242,7 @@ impl SessionHandle {
     pub(super) fn start(core: Core) -> Self {
         let addr = SessionActor {
             core: core.clone(),
-            flushing: false,
+            flight: Arc::default(),
         }
         .start();
         Self { core, addr }
@@ -294,6 +278,7 @@ impl SessionHandle {
                     entry.stored_expires_at(),
                     wanted,
                     self.core.tunables.refresh_interval(),
+                    self.core.tunables.ttl(),
                 ) {
                     // Written behind, in a batch, within FLUSH_EVERY: no database work here.
                     entry.set_stored_expires_at(wanted);
@@ -327,7 +312,12 @@ impl SessionHandle {
         }
         let wanted = slide(now, self.core.tunables.ttl(), session.max_expires_at);
         let mut stored = session.expires_at;
-        if needs_refresh(stored, wanted, self.core.tunables.refresh_interval()) {
+        if needs_refresh(
+            stored,
+            wanted,
+            self.core.tunables.refresh_interval(),
+            self.core.tunables.ttl(),
+        ) {
             self.core.refreshes.push(
                 digest,
                 PendingRefresh {

@@ -20,14 +20,23 @@ pub fn absolute_end(now: DateTime<Utc>, max_lifetime: Option<Duration>) -> Optio
     max_lifetime.map(|life| now + life)
 }
 
+/// How far the stored expiry may lag the true one: `refresh_interval`, but never more than half
+/// the TTL, so that a session in use always has a stored expiry at least half a TTL ahead (other
+/// instances, which read the stored one, accept it; the janitor leaves it alone), whatever
+/// short TTL is configured or set through the API.
+pub fn refresh_lag(refresh_interval: Duration, ttl: Duration) -> Duration {
+    refresh_interval.min(ttl / 2)
+}
+
 /// Whether the stored expiry must be rewritten: it may lag the true one by at most
-/// `refresh_interval`; a shorter expiry (after a TTL reduction) is always written.
+/// [`refresh_lag`]; a shorter expiry (after a TTL reduction) is always written.
 pub fn needs_refresh(
     stored: DateTime<Utc>,
     wanted: DateTime<Utc>,
     refresh_interval: Duration,
+    ttl: Duration,
 ) -> bool {
-    wanted < stored || wanted - stored >= refresh_interval
+    wanted < stored || wanted - stored >= refresh_lag(refresh_interval, ttl)
 }
 
 #[cfg(test)]
@@ -52,12 +61,26 @@ mod tests {
     #[test]
     fn refreshes_are_written_only_when_the_lag_reaches_the_interval() {
         let every = Duration::seconds(60);
-        assert!(!needs_refresh(t(100), t(159), every));
-        assert!(needs_refresh(t(100), t(160), every));
+        let ttl = Duration::hours(1);
+        assert!(!needs_refresh(t(100), t(159), every, ttl));
+        assert!(needs_refresh(t(100), t(160), every, ttl));
         assert!(
-            needs_refresh(t(100), t(99), every),
+            needs_refresh(t(100), t(99), every, ttl),
             "a shorter expiry is always written"
         );
-        assert!(!needs_refresh(t(100), t(100), every));
+        assert!(!needs_refresh(t(100), t(100), every, ttl));
+    }
+
+    #[test]
+    fn a_ttl_shorter_than_twice_the_interval_is_refreshed_every_half_ttl() {
+        let every = Duration::seconds(60);
+        let ttl = Duration::seconds(5);
+        assert_eq!(refresh_lag(every, ttl), Duration::milliseconds(2500));
+        assert!(!needs_refresh(t(100), t(102), every, ttl));
+        assert!(needs_refresh(t(100), t(103), every, ttl));
+        assert_eq!(
+            refresh_lag(Duration::seconds(1), Duration::hours(1)),
+            Duration::seconds(1)
+        );
     }
 }
