@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::poll_fn;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_postgres::AsyncMessage;
 
 use crate::actors::SessionHandle;
@@ -15,6 +15,9 @@ use crate::domain::KeyDigest;
 
 pub const CHANNEL: &str = "pgusers_invalidate";
 const PING_EVERY: Duration = Duration::from_secs(2);
+/// How often the session TTL is re-read even without a notification (one lost in a reconnect
+/// or to an error is caught up with by then).
+const TTL_REREAD_EVERY: Duration = Duration::from_secs(60);
 
 /// One thing a notification asks us to forget or re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,24 +101,55 @@ pub fn spawn(
     config.application_name("pgusers-listener");
     let (status_tx, status_rx) = watch::channel(Subscription::default());
     actix_web::rt::spawn(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match listen_once(&config, tls.clone(), &cache, &sessions, &status_tx).await {
-                Ok(()) => backoff = Duration::from_millis(50),
-                Err(e) => {
-                    tracing::warn!(error = %crate::error::cause_chain(e.as_ref()), "invalidation listener: cannot connect; the cache is bypassed")
-                }
-            }
-            cache.set_trusted(false);
-            status_tx.send_modify(|s| s.listening = false);
-            if status_tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+        let ttl_stale = Notify::new();
+        tokio::select! {
+            () = keep_listening(&config, tls, &cache, &status_tx, &ttl_stale) => {}
+            () = reload_ttl(&sessions, &ttl_stale) => {}
         }
     });
     ListenerStatus(status_rx)
+}
+
+/// Listens, and reconnects with a growing backoff, until nobody follows the status any more.
+async fn keep_listening(
+    config: &tokio_postgres::Config,
+    tls: crate::store::tls::PgTls,
+    cache: &SessionCache,
+    status_tx: &watch::Sender<Subscription>,
+    ttl_stale: &Notify,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match listen_once(config, tls.clone(), cache, status_tx, ttl_stale).await {
+            Ok(()) => backoff = Duration::from_millis(50),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::cause_chain(e.as_ref()), "invalidation listener: cannot connect; the cache is bypassed")
+            }
+        }
+        cache.set_trusted(false);
+        status_tx.send_modify(|s| s.listening = false);
+        if status_tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Re-reads the session TTL when asked (a `ttl` notification, a new subscription) and every
+/// [`TTL_REREAD_EVERY`] as a safety net, retrying until it succeeds. It runs beside the
+/// listener, never in its way: key and user revocations are applied while a re-read waits for a
+/// pool connection, and a TTL change is not lost to a busy pool, only delayed.
+async fn reload_ttl(sessions: &SessionHandle, stale: &Notify) {
+    loop {
+        let _ = tokio::time::timeout(TTL_REREAD_EVERY, stale.notified()).await;
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = sessions.load_ttl().await {
+            tracing::warn!(error = %crate::error::cause_chain(&e), "cannot re-read the session TTL; will retry");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
 }
 
 /// One connection's life: subscribe, trust the cache, apply notifications until it breaks.
@@ -123,8 +157,8 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     tls: crate::store::tls::PgTls,
     cache: &SessionCache,
-    sessions: &SessionHandle,
     status: &watch::Sender<Subscription>,
+    ttl_stale: &Notify,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Connecting and subscribing get the connection's own timeout (a frozen database must not
     // keep the listener, and so the cache's trust, waiting for ever).
@@ -160,9 +194,7 @@ async fn listen_once(
     .map_err(|_| "timed out subscribing")??;
     // Anything cached before now may have missed a notification: start afresh.
     cache.set_trusted(true);
-    if let Err(e) = sessions.load_ttl().await {
-        tracing::warn!(error = %e, "invalidation listener: cannot re-read the session TTL");
-    }
+    ttl_stale.notify_one();
     status.send_modify(|s| {
         s.listening = true;
         s.count += 1;
@@ -173,7 +205,7 @@ async fn listen_once(
     loop {
         tokio::select! {
             payload = rx.recv() => match payload {
-                Some(payload) => apply(&payload, cache, sessions).await,
+                Some(payload) => apply(&payload, cache, ttl_stale),
                 None => break,
             },
             _ = ping.tick() => {
@@ -192,18 +224,15 @@ async fn listen_once(
     Ok(())
 }
 
-async fn apply(payload: &str, cache: &SessionCache, sessions: &SessionHandle) {
+/// Applies one notification at once; a TTL change is handed to [`reload_ttl`].
+fn apply(payload: &str, cache: &SessionCache, ttl_stale: &Notify) {
     crate::metrics::METRICS.invalidation();
     for item in parse_payload(payload) {
         match item {
             Item::Key(digest) => cache.evict_key(&digest),
             Item::User(userid) => cache.evict_user(userid),
             Item::All => cache.clear(),
-            Item::Ttl => {
-                if let Err(e) = sessions.load_ttl().await {
-                    tracing::warn!(error = %e, "cannot re-read the session TTL");
-                }
-            }
+            Item::Ttl => ttl_stale.notify_one(),
         }
     }
 }
