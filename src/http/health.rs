@@ -1,4 +1,5 @@
-//! `/healthz` (the process runs) and `/readyz` (the database answers and the schema is current).
+//! `/healthz` (the process runs) and `/readyz` (the database answers and the schema is current;
+//! it also tells whether the invalidation listener is subscribed).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -25,7 +26,18 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
             .into(),
         ));
     }
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "schema_version": version })))
+    // Without the listener the daemon still answers correctly (its cache is bypassed), so it
+    // stays ready; the body says so, as `pgusers_invalidation_listener_up` does.
+    let listener = if state.services.core.cache.is_trusted() {
+        "up"
+    } else {
+        "down"
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "schema_version": version,
+        "invalidation_listener": listener,
+    })))
 }
 
 /// `GET /metrics` on the main listeners, when enabled and not moved to its own address.
