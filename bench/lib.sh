@@ -15,6 +15,10 @@ export BENCH_LUA_DIR="$BENCH_DIR/lua"
 : "${BENCH_PG_SHARED_BUFFERS:=512MB}"
 : "${BENCH_KEEP_TMP:=0}"
 export BENCH_PASSWORD
+# The daemon binary: the release build of this checkout, or BENCH_BIN (then nothing is built;
+# not PGUSERS_BIN: the daemon refuses unknown PGUSERS_* variables in its environment).
+BENCH_BIN_DEFAULT="$REPO_DIR/target/release/pgusers"
+: "${BENCH_BIN:=$BENCH_BIN_DEFAULT}"
 
 BENCH_TMP=""
 PG_PID=""
@@ -80,6 +84,11 @@ ensure_pg_client() {
 }
 
 build_release() {
+    if [[ "$BENCH_BIN" != "$BENCH_BIN_DEFAULT" ]]; then
+        [[ -x "$BENCH_BIN" ]] || die "BENCH_BIN=$BENCH_BIN is not an executable"
+        log "using $BENCH_BIN (not built)"
+        return
+    fi
     if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$REPO_DIR/target/release/pgusers" ]]; then
         return
     fi
@@ -155,7 +164,7 @@ pg_conn_db() {
 # SQL on the daemon's tables (its schema, database.schema, default pgusers)
 sql() { PGOPTIONS="-c search_path=${PGUSERS_DATABASE__SCHEMA:-pgusers_daemon}" psql "$BENCH_DB_URL" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
-# daemon_start [VAR=value ...]: start target/release/pgusers serve with extra environment.
+# daemon_start [VAR=value ...]: start $BENCH_BIN serve with extra environment.
 daemon_start() {
     bench_tmp
     DAEMON_LOG="$BENCH_TMP/daemon.$(date +%s%N).log"
@@ -166,7 +175,7 @@ daemon_start() {
         PGUSERS_LOG__LEVEL="${BENCH_LOG_LEVEL:-warn}" \
         PGUSERS_COOKIE_SECURE=false \
         "$@" \
-        "$REPO_DIR/target/release/pgusers" serve ${BENCH_DAEMON_ARGS:-} >"$DAEMON_LOG" 2>&1 &
+        "$BENCH_BIN" serve ${BENCH_DAEMON_ARGS:-} >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     local _
     for _ in $(seq 1 300); do
