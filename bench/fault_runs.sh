@@ -326,7 +326,7 @@ def report(bounds_file, meta_file, probes_file, wb_load_file, out_file, header_j
     print(f"fault runs {header['date']} host {header['host']} ({header['cores']} cores), "
           f"{header['version']}; bounds: request_timeout {bound:g} s, lock_timeout "
           f"{b['lock_timeout_s']:g} s, statement_timeout {b['statement_timeout_s']:g} s, "
-          f"connect_timeout {b['connect_timeout_s']:g} s (+ {header['slack_s']:g} s slack)")
+          f"connect_timeout {b['connect_timeout_s']:g} s (slack {header['slack_s']:+g} s)")
 
     classes = ["cached", "uncached", "login", "logout", "admin", "readyz"]
     for sc, title in (("lock", "table lock (LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE)"),
@@ -367,11 +367,12 @@ def report(bounds_file, meta_file, probes_file, wb_load_file, out_file, header_j
                   f"lock: cached checks keep 200 during the lock ({fmt_hist(cached)})")
         else:
             # a freeze longer than the bound must be answered 503, not waited out
-            if end > limit:
+            edge = max(bound, limit)
+            if end > edge:
                 ready = rows["readyz"]["during"]
                 check("503" in ready, f"freeze: /readyz says 503 during the freeze ({fmt_hist(ready)})")
                 db = [p for p in allp
-                      if p["t"] < end - limit and p["class"] in ("uncached", "login", "logout", "admin")]
+                      if p["t"] < end - edge and p["class"] in ("uncached", "login", "logout", "admin")]
                 check(db and all(p["status"] == "503" for p in db),
                       f"freeze: database-bound requests started more than {bound:g} s before the thaw "
                       f"answer 503 UNAVAILABLE ({fmt_hist(hist(p['status'] for p in db))})")
