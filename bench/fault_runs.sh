@@ -16,7 +16,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${FAULT_WB_RATE:=200}"         # 3: cached checks per second over the 8 hot sessions
 : "${FAULT_WB_AFTER_SECS:=10}"    # 3: load after COMMIT, while deadlocks would show
 : "${FAULT_AFTER_SECS:=5}"        # 1, 2: probing after the fault ends
-: "${FAULT_PROBE_PAUSE:=0.2}"     # 1, 2: pause between two requests of one class
+: "${FAULT_PROBE_PAUSE:=0.2}"     # 1, 2: pause between two requests of one loop
+: "${FAULT_PROBE_LOOPS:=1}"       # 1, 2: loops per class (more: the report's load under the lock)
 : "${FAULT_KILL_RUNS:=3}"         # 4: kill -9 runs
 : "${FAULT_KILL_LOAD_SECS:=8}"    # 4: load per run
 : "${FAULT_KILL_AT:=3}"           # 4: seconds into the load of the kill
@@ -28,6 +29,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -z "${PGUSERS_BENCH_DATABASE_URL:-}" ]] \
     || die "fault runs lock, freeze and restart their database: unset PGUSERS_BENCH_DATABASE_URL"
 has() { [[ ",$FAULT_SCENARIOS," == *",$1,"* ]]; }
+[[ "$FAULT_PROBE_LOOPS" =~ ^[1-9][0-9]?$ ]] || die "FAULT_PROBE_LOOPS must be 1 to 99"
 
 # The cluster's processes while they are SIGSTOPped, so that every exit path thaws them.
 declare -a FROZEN_PIDS=()
@@ -37,10 +39,28 @@ thaw() {
         FROZEN_PIDS=()
     fi
 }
+# Stops the throwaway cluster by its postmaster alone: as root, runuser (PG_PID) outlives a
+# SIGINT of its own for lib.sh's whole 10 s wait and is then SIGKILLed, with a "Killed" line.
+stop_cluster() {
+    [[ -n "$PG_PID" && -n "$PG_SOCKDIR" ]] || return 0
+    local pm _
+    pm="$(head -1 "$PG_SOCKDIR/data/postmaster.pid" 2>/dev/null)"
+    [[ -n "$pm" ]] && kill -INT "$pm" 2>/dev/null
+    for _ in $(seq 1 100); do
+        kill -0 "$PG_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$PG_PID" 2>/dev/null
+    wait "$PG_PID" 2>/dev/null
+    PG_PID=""
+}
 fault_cleanup() {
-    local rc=$?
+    local rc=$? p
     set +e
     thaw
+    for p in "${BENCH_BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    daemon_stop
+    stop_cluster
     (exit "$rc")
     bench_cleanup
 }
@@ -335,7 +355,8 @@ def report(bounds_file, meta_file, probes_file, wb_load_file, out_file, header_j
             continue
         end = meta[sc]["fault_s"]
         print(f"\n{'1' if sc == 'lock' else '2'}. {title}, {end:.1f} s; "
-              f"requests started during it, and in the {meta[sc]['after_s']:g} s after")
+              f"requests started during it, and in the {meta[sc]['after_s']:g} s after "
+              f"({header['probe_loops']} loop(s) per class, {header['probe_pause_s']:g} s pauses)")
         print(f"{'class':9} {'during: statuses':34} {'longest':>8}   {'after: statuses':24} {'longest':>8}")
         rows = {}
         for c in classes:
@@ -531,23 +552,26 @@ probe_loop() {
 }
 
 declare -a LOOP_PIDS=()
-# probes SCENARIO T0_MS UNTIL_MS PAUSE CLASS...: a probe loop per class, in the background
+# probes SCENARIO T0_MS UNTIL_MS PAUSE CLASS...: FAULT_PROBE_LOOPS probe loops per class, in the
+# background; each loop of a class gets its own slice of the class's 600 keys
 probes() {
-    local sc=$1 t0=$2 until=$3 pause=$4 class off
+    local sc=$1 t0=$2 until=$3 pause=$4 class off j n=$((600 / FAULT_PROBE_LOOPS))
     shift 4
     LOOP_PIDS=()
     for class in "$@"; do
-        off=${KEY_BASE[$sc]}
-        case $class in
-            cached) probe_loop "$sc" cached "$t0" "$until" "$pause" "${HOT[$sc]}" & ;;
-            uncached) probe_loop "$sc" uncached "$t0" "$until" "$pause" "${KEYS[@]:off:600}" & ;;
-            logout) probe_loop "$sc" logout "$t0" "$until" "$pause" "${KEYS[@]:off+600:600}" & ;;
-            login) probe_loop "$sc" login "$t0" "$until" "$pause" "${LOGIN_USERS[@]}" & ;;
-            admin) probe_loop "$sc" admin "$t0" "$until" "$pause" "$ADMIN_UID" & ;;
-            readyz) probe_loop "$sc" readyz "$t0" "$until" "$pause" & ;;
-        esac
-        LOOP_PIDS+=("$!")
-        BENCH_BG_PIDS+=("$!")
+        for ((j = 0; j < FAULT_PROBE_LOOPS; j++)); do
+            off=$((KEY_BASE[$sc] + j * n))
+            case $class in
+                cached) probe_loop "$sc" cached "$t0" "$until" "$pause" "${HOT[$sc]}" & ;;
+                uncached) probe_loop "$sc" uncached "$t0" "$until" "$pause" "${KEYS[@]:off:n}" & ;;
+                logout) probe_loop "$sc" logout "$t0" "$until" "$pause" "${KEYS[@]:off+600:n}" & ;;
+                login) probe_loop "$sc" login "$t0" "$until" "$pause" "${LOGIN_USERS[@]:j:100}" & ;;
+                admin) probe_loop "$sc" admin "$t0" "$until" "$pause" "$ADMIN_UID" & ;;
+                readyz) probe_loop "$sc" readyz "$t0" "$until" "$pause" & ;;
+            esac
+            LOOP_PIDS+=("$!")
+            BENCH_BG_PIDS+=("$!")
+        done
     done
 }
 wait_probes() {
@@ -719,7 +743,8 @@ fi
 
 mkdir -p "$BENCH_DIR/results"
 OUT="$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)-$(hostname -s)-faults.json"
-header="$(printf '{"date":"%s","host":"%s","cores":%s,"version":"%s","binary":"%s","slack_s":%s,"scenarios":"%s"}' \
-    "$(date -u +%FT%TZ)" "$(hostname -s)" "$(nproc)" "$VERSION" "$BENCH_BIN" "$FAULT_SLACK" "$FAULT_SCENARIOS")"
+header="$(printf '{"date":"%s","host":"%s","cores":%s,"version":"%s","binary":"%s","slack_s":%s,"scenarios":"%s","probe_loops":%s,"probe_pause_s":%s}' \
+    "$(date -u +%FT%TZ)" "$(hostname -s)" "$(nproc)" "$VERSION" "$BENCH_BIN" "$FAULT_SLACK" "$FAULT_SCENARIOS" \
+    "$FAULT_PROBE_LOOPS" "$FAULT_PROBE_PAUSE")"
 umask 022
 python3 "$PY" report "$BENCH_TMP/bounds.json" "$META" "$PROBES" "$WB_LOAD" "$OUT" "$header"
