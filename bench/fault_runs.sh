@@ -303,9 +303,25 @@ def slow_body(port, conns, cap, out):
                 outcome = m.group(1).decode() if m else "garbage"
                 break
         took = time.monotonic() - t0
+        error = None
+        if outcome.isdigit():  # the answer's error code and message, read for up to 1 s more
+            s.settimeout(1.0)
+            try:
+                while b"}" not in buf.partition(b"\r\n\r\n")[2]:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+            except OSError:
+                pass
+            try:
+                body = json.loads(buf.partition(b"\r\n\r\n")[2])
+                error = f"{body.get('error')}: {body.get('message')}"
+            except ValueError:
+                pass
         s.close()
         with lock:
-            rows.append({"variant": variant, "outcome": outcome, "secs": round(took, 3)})
+            rows.append({"variant": variant, "outcome": outcome, "secs": round(took, 3), "error": error})
 
     ts = [threading.Thread(target=one, args=(v,))
           for v in ("stalled", "trickle", "no body") for _ in range(conns)]
@@ -485,8 +501,9 @@ def report(bounds_file, meta_file, probes_file, wb_load_file, out_file, header_j
             summ[v] = {"outcomes": hist(r["outcome"] for r in mine),
                        "min_s": min((r["secs"] for r in mine), default=None),
                        "max_s": max((r["secs"] for r in mine), default=None)}
+            summ[v]["errors"] = hist(r["error"] for r in mine if r["error"])
             print(f"   {v:8} {fmt_hist(summ[v]['outcomes']):30} after {summ[v]['min_s']:.2f}"
-                  f"-{summ[v]['max_s']:.2f} s")
+                  f"-{summ[v]['max_s']:.2f} s  {fmt_hist(summ[v]['errors'])}")
         res["scenarios"]["slowbody"] = summ
         worst = max((r["secs"] for r in rows), default=0.0)
         still = sum(1 for r in rows if r["outcome"] == "open")
