@@ -55,6 +55,17 @@ stop_cluster() {
     wait "$PG_PID" 2>/dev/null
     PG_PID=""
 }
+# untrack PID...: background processes that ended and were waited for; the cleanup must not
+# signal their ids, which may belong to someone else by then
+untrack() {
+    local -a keep=()
+    local p q
+    for p in "${BENCH_BG_PIDS[@]}"; do
+        for q in "$@"; do [[ "$p" == "$q" ]] && continue 2; done
+        keep+=("$p")
+    done
+    BENCH_BG_PIDS=("${keep[@]}")
+}
 # kill_tree PID: a process started here and its descendants (a probe loop's curl), children first
 kill_tree() {
     local c
@@ -601,6 +612,7 @@ probes() {
 wait_probes() {
     local p
     for p in "${LOOP_PIDS[@]}"; do wait "$p" || true; done
+    untrack "${LOOP_PIDS[@]}"
 }
 
 # hold_lock SECONDS: psql holds ACCESS EXCLUSIVE on sessions for SECONDS, in the background;
@@ -657,6 +669,7 @@ if has lock; then
     t0=$(now_ms)
     probes lock "$t0" $((t0 + (FAULT_LOCK_SECS + FAULT_AFTER_SECS) * 1000)) "$FAULT_PROBE_PAUSE" "${ALL_CLASSES[@]}"
     wait "$LOCK_PID" || die "the lock holder failed"
+    untrack "$LOCK_PID"
     t1=$(now_ms)
     wait_probes
     printf '{"scenario":"lock","fault_s":%s,"after_s":%s}\n' \
@@ -714,10 +727,12 @@ if has writebehind; then
         sleep 0.5
     done
     wait "$LOCK_PID" || die "the lock holder failed"
+    untrack "$LOCK_PID"
     t1=$(now_ms)
     wait_probes
     log "lock released; ${FAULT_WB_AFTER_SECS}s of load after COMMIT"
     wait "$load_pid" || die "the /v1/auth load failed"
+    untrack "$load_pid"
     deadlocks=$(tail -n +$((pg_lines0 + 1)) "$BENCH_TMP/postgres.log" | grep -c 'deadlock detected' || true)
     lock_timeouts=$(tail -n +$((pg_lines0 + 1)) "$BENCH_TMP/postgres.log" | grep -c 'lock timeout' || true)
     refresh_warnings=$(tail -n +$((d_lines0 + 1)) "$DAEMON_LOG" | grep -c 'could not write expiry refreshes' || true)
@@ -747,6 +762,7 @@ if has kill; then
         daemon_start "${kill_env[@]}"
         t1=$(now_ms)
         wait "$load_pid" || die "the kill -9 load failed"
+        untrack "$load_pid"
         python3 "$PY" kill-verify "$BENCH_PORT" "$BENCH_API_TOKEN" "$recs" "$recs.verified"
         rm -f "$recs"
         runs+=("$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["ready_after_s"]=int(sys.argv[2])/1000; print(json.dumps(r))' \
