@@ -1,4 +1,5 @@
-//! The in-memory cache of hot sessions: bounded, trusted for at most `cache_max_age`, and
+//! The in-memory cache of hot sessions: bounded in count and in bytes, trusted for at most
+//! `cache_max_age`, and
 //! invalidated by key, by user or wholesale from any source (this daemon's actors today,
 //! other instances' notifications later) without racing the loads that fill it.
 
@@ -111,7 +112,20 @@ impl CachedSession {
         self.stored_expires_at_ms
             .store(to_ms(at), Ordering::Release);
     }
+
+    /// The approximate bytes this session takes in the cache: the fixed part, its username,
+    /// email and extra data, and the cache's own bookkeeping for an entry.
+    pub fn size(&self) -> u64 {
+        let extra = self.extra_data.as_ref().map_or(0, |r| r.get().len());
+        (ENTRY_OVERHEAD + std::mem::size_of::<Self>() + self.identity.len() + extra) as u64
+    }
 }
+
+/// What one cached entry costs beyond the `CachedSession` and its text: the key digest, the
+/// `Arc` around the session, and moka's per-entry bookkeeping (hash-table slot, entry info,
+/// access- and write-order deque nodes, frequency sketch). Measured with
+/// `cache::tests::the_size_estimate_covers_what_an_entry_really_costs`.
+const ENTRY_OVERHEAD: usize = 450;
 
 /// Shards of the per-key invalidation epoch.
 const KEY_SHARDS: usize = 256;
@@ -135,11 +149,20 @@ pub struct SessionCache {
 }
 
 impl SessionCache {
-    /// A cache of at most `capacity` sessions (0 disables caching), each trusted for `max_age`.
-    pub fn new(capacity: u64, max_age: Duration) -> Self {
+    /// A cache of at most `capacity` sessions (0 disables caching) taking at most `max_bytes`
+    /// (as estimated by `CachedSession::size`), each trusted for `max_age`.
+    ///
+    /// Both bounds are one moka weight: each entry weighs its size, but at least
+    /// `max_bytes / capacity`, and the weights may add up to `max_bytes`. So the sizes add up
+    /// to at most `max_bytes`, and there are at most `capacity` entries.
+    pub fn new(capacity: u64, max_bytes: u64, max_age: Duration) -> Self {
         let entries = (capacity > 0).then(|| {
+            let least = max_bytes.div_ceil(capacity).max(1);
             moka::sync::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_bytes)
+                .weigher(move |_, s: &Arc<CachedSession>| {
+                    u32::try_from(s.size().max(least)).unwrap_or(u32::MAX)
+                })
                 .time_to_live(max_age)
                 .build_with_hasher(BuildDigestHasher::default())
         });
@@ -274,6 +297,18 @@ impl SessionCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The bytes charged against the budget by the sessions currently cached (like `len`, it
+    /// runs moka's pending maintenance first: for metrics scrapes, not the request path).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries
+            .as_ref()
+            .map(|c| {
+                c.run_pending_tasks();
+                c.weighted_size()
+            })
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -295,7 +330,7 @@ mod tests {
     }
 
     fn cache() -> SessionCache {
-        let c = SessionCache::new(100, Duration::from_secs(30));
+        let c = SessionCache::new(100, 1 << 20, Duration::from_secs(30));
         c.set_trusted(true);
         c
     }
@@ -380,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_new_cache_is_not_trusted_before_the_listener_subscribes() {
-        let c = SessionCache::new(100, Duration::from_secs(30));
+        let c = SessionCache::new(100, 1 << 20, Duration::from_secs(30));
         let d = KeyDigest::of("k");
         let now = Utc::now();
         assert!(!c.is_trusted());
@@ -411,8 +446,78 @@ mod tests {
         c.insert(d, &identity(7), now, now, c.epoch(&d));
         c.clear();
         assert!(c.get(&d).is_none());
-        let off = SessionCache::new(0, Duration::from_secs(30));
+        let off = SessionCache::new(0, 1 << 20, Duration::from_secs(30));
         off.insert(d, &identity(7), now, now, off.epoch(&d));
         assert!(off.get(&d).is_none());
+    }
+
+    fn with_extra_data(userid: i64, bytes: usize) -> SessionIdentity {
+        let mut s = identity(userid);
+        s.extra_data = Some(serde_json::Value::String("x".repeat(bytes)));
+        s
+    }
+
+    #[test]
+    fn sessions_with_big_extra_data_stay_within_the_byte_budget() {
+        let budget = 1 << 20;
+        let c = SessionCache::new(1_000_000, budget, Duration::from_secs(30));
+        c.set_trusted(true);
+        let now = Utc::now();
+        for i in 0..500 {
+            let d = KeyDigest::of(&format!("k{i}"));
+            c.insert(d, &with_extra_data(i, 16 * 1024), now, now, c.epoch(&d));
+        }
+        let (bytes, entries) = (c.weighted_size(), c.len());
+        assert!(bytes <= budget, "{bytes} bytes cached, budget {budget}");
+        assert!(
+            entries > 0 && entries < 64,
+            "{entries} sessions of 16 KiB cached in 1 MiB"
+        );
+        assert!(
+            bytes >= entries * 16 * 1024,
+            "each is charged its extra data"
+        );
+    }
+
+    #[test]
+    fn the_entry_count_still_bounds_a_cache_of_small_sessions() {
+        let c = SessionCache::new(10, 1 << 20, Duration::from_secs(30));
+        c.set_trusted(true);
+        let now = Utc::now();
+        for i in 0..100 {
+            let d = KeyDigest::of(&format!("k{i}"));
+            c.insert(d, &identity(i), now, now, c.epoch(&d));
+        }
+        assert!(c.len() <= 10, "{} sessions cached", c.len());
+        assert!(c.weighted_size() <= 1 << 20);
+    }
+
+    /// Resident memory of this process, from /proc.
+    fn resident_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    /// A measurement, run alone so that no other test allocates meanwhile:
+    /// `cargo test --lib the_size_estimate -- --ignored --test-threads=1 --nocapture`.
+    #[test]
+    #[ignore = "measures process memory: run alone"]
+    fn the_size_estimate_covers_what_an_entry_really_costs() {
+        const N: i64 = 200_000;
+        let c = SessionCache::new(u64::MAX / 2, u64::MAX / 2, Duration::from_secs(3600));
+        c.set_trusted(true);
+        let now = Utc::now();
+        let digests: Vec<KeyDigest> = (0..N).map(|i| KeyDigest::of(&format!("k{i}"))).collect();
+        let sessions: Vec<SessionIdentity> = (0..N).map(|i| with_extra_data(i, 100)).collect();
+        let before = resident_bytes();
+        for (d, s) in digests.iter().zip(&sessions) {
+            c.insert(*d, s, now, now, c.epoch(d));
+        }
+        assert_eq!(c.len(), N as u64);
+        let measured = (resident_bytes() - before) / N as u64;
+        let estimated = c.weighted_size() / N as u64;
+        println!("per session: {measured} bytes measured, {estimated} estimated");
+        assert!(estimated >= measured, "{estimated} < {measured}");
     }
 }

@@ -332,6 +332,12 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
             was.max_lifetime, fresh.session.max_lifetime
         ));
     }
+    if was.max_per_user != fresh.session.max_per_user {
+        changed.push(format!(
+            "session.max_per_user: {} -> {}",
+            was.max_per_user, fresh.session.max_per_user
+        ));
+    }
     if current.janitor.interval != fresh.janitor.interval {
         changed.push(format!(
             "janitor.interval: {:?} -> {:?}",

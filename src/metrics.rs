@@ -99,6 +99,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 /// Live values read when rendering (gauges owned elsewhere).
 pub struct Gauges {
     pub cache_entries: u64,
+    pub cache_bytes: u64,
     pub hash_queue_depth: usize,
     pub pool_size: usize,
     pub pool_available: usize,
@@ -248,6 +249,12 @@ impl Metrics {
             "pgusers_cache_entries",
             "Sessions in the cache.",
             gauges.cache_entries,
+        );
+        gauge(
+            &mut out,
+            "pgusers_cache_bytes",
+            "Estimated bytes of the cached sessions, as counted against session.cache_max_bytes.",
+            gauges.cache_bytes,
         );
         out.push_str(
             "# HELP pgusers_logins_total Logins by result.\n# TYPE pgusers_logins_total counter\n",

@@ -152,6 +152,7 @@ pub async fn build(
     drop(client);
     let cache = SessionCache::new(
         settings.session.cache_capacity,
+        settings.session.cache_max_bytes,
         settings.session.cache_max_age,
     );
     let core = Core {

@@ -32,6 +32,8 @@ pub struct Tunables {
     max_lifetime_secs: AtomicU64,
     refresh_interval_ms: AtomicU64,
     janitor_interval_ms: AtomicU64,
+    /// 0 means no cap.
+    max_sessions_per_user: AtomicU64,
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -47,6 +49,7 @@ impl Tunables {
             max_lifetime_secs: AtomicU64::new(0),
             refresh_interval_ms: AtomicU64::new(0),
             janitor_interval_ms: AtomicU64::new(0),
+            max_sessions_per_user: AtomicU64::new(0),
         };
         t.apply_config(settings);
         t
@@ -65,6 +68,8 @@ impl Tunables {
             .store(ms(s.refresh_interval), Ordering::Release);
         self.janitor_interval_ms
             .store(ms(settings.janitor.interval), Ordering::Release);
+        self.max_sessions_per_user
+            .store(s.max_per_user, Ordering::Release);
     }
 
     pub fn set_api_ttl(&self, seconds: Option<u64>) {
@@ -109,5 +114,13 @@ impl Tunables {
 
     pub fn janitor_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.janitor_interval_ms.load(Ordering::Acquire))
+    }
+
+    /// The most sessions one user may hold, if capped.
+    pub fn max_sessions_per_user(&self) -> Option<i64> {
+        match self.max_sessions_per_user.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        }
     }
 }

@@ -670,3 +670,174 @@ async fn shutting_down_writes_the_pending_expiry_refreshes() {
         "the slide survived the shutdown"
     );
 }
+
+/// Logs `username` in `n` times, a second apart; the keys, oldest first.
+async fn logins(app: &TestApp, username: &str, n: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    for _ in 0..n {
+        keys.push(app.login(username, "s3cret-pass").await);
+        app.clock.advance(Duration::seconds(1));
+    }
+    keys
+}
+
+#[actix_web::test]
+async fn a_login_beyond_the_per_user_cap_ends_the_oldest_sessions_on_every_instance() {
+    let app = TestApp::start_with(|s| s.session.max_per_user = 3).await;
+    let b = app.another_instance(|s| s.session.max_per_user = 3).await;
+    app.create_user("cap", "s3cret-pass", false).await;
+    app.create_user("other", "s3cret-pass", false).await;
+    let bystander = app.login("other", "s3cret-pass").await;
+    let keys = logins(&app, "cap", 3).await;
+    assert_eq!(
+        app.check_on(&b, &keys[0]).await,
+        StatusCode::OK,
+        "instance B has the oldest session cached"
+    );
+
+    let keys = [keys, logins(&app, "cap", 2).await].concat();
+
+    for old in &keys[..2] {
+        assert_eq!(
+            app.check(old).await.code(),
+            "NOT_FOUND",
+            "the two oldest end"
+        );
+    }
+    for new in &keys[2..] {
+        assert_eq!(
+            app.check(new).await.status,
+            StatusCode::OK,
+            "the newest stay"
+        );
+    }
+    let started = std::time::Instant::now();
+    while app.check_on(&b, &keys[0]).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "instance B still accepts an ended session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mine = app.get("/v1/me/sessions", Some(&keys[4])).await;
+    assert_eq!(mine.body["sessions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.check(&bystander).await.status,
+        StatusCode::OK,
+        "another user's sessions are untouched"
+    );
+}
+
+#[actix_web::test]
+async fn parallel_logins_leave_exactly_the_cap_and_none_is_refused() {
+    let app = TestApp::start_with(|s| {
+        s.session.max_per_user = 2;
+        s.throttle.account_failures = 100;
+    })
+    .await;
+    let id = app.create_user("rush", "s3cret-pass", false).await;
+    let keys =
+        futures_util::future::join_all((0..6).map(|_| app.login("rush", "s3cret-pass"))).await;
+    let mut valid = 0;
+    for key in &keys {
+        if app.check(key).await.status == StatusCode::OK {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 2, "six logins succeeded and the cap of two holds");
+    let listed = app
+        .admin(Method::GET, &format!("/v1/sessions?userid={id}"), None)
+        .await;
+    assert_eq!(listed.body["sessions"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn a_cap_of_zero_keeps_every_session() {
+    let app = TestApp::start_with(|s| s.session.max_per_user = 0).await;
+    app.create_user("many", "s3cret-pass", false).await;
+    for key in &logins(&app, "many", 4).await {
+        assert_eq!(app.check(key).await.status, StatusCode::OK);
+    }
+}
+
+/// Follows `next_after` from the start with pages of `limit`; the session ids, page by page.
+async fn pages(app: &TestApp, path: &str, key: Option<&str>, limit: usize) -> Vec<Vec<i64>> {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut after = 0;
+    let mut out = Vec::new();
+    loop {
+        let url = format!("{path}{sep}after={after}&limit={limit}");
+        let r = match key {
+            Some(k) => app.get(&url, Some(k)).await,
+            None => app.admin(Method::GET, &url, None).await,
+        };
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let ids: Vec<i64> = r.body["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.len() <= limit);
+        out.push(ids.clone());
+        match r.body["next_after"].as_i64() {
+            Some(next) => {
+                assert_eq!(Some(&next), ids.last(), "next_after is the page's last id");
+                after = next;
+            }
+            None => return out,
+        }
+    }
+}
+
+#[actix_web::test]
+async fn session_listings_come_in_pages_that_follow_next_after() {
+    let app = TestApp::start().await;
+    let id = app.create_user("pager", "s3cret-pass", false).await;
+    app.create_user("else", "s3cret-pass", false).await;
+    let keys = logins(&app, "pager", 5).await;
+    app.login("else", "s3cret-pass").await;
+
+    let mine = pages(&app, "/v1/me/sessions", Some(&keys[0]), 2).await;
+    assert_eq!(mine.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let ids: Vec<i64> = mine.concat();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by session_id");
+
+    let theirs = pages(&app, &format!("/v1/sessions?userid={id}"), None, 2).await;
+    assert_eq!(theirs.concat(), ids, "the admin sees the same sessions");
+    let everyone = pages(&app, "/v1/sessions?userid=0", None, 3).await;
+    assert_eq!(everyone.concat().len(), 6);
+    assert_eq!(
+        everyone.len(),
+        3,
+        "a full last page is followed by an empty one"
+    );
+
+    let whole = app.get("/v1/me/sessions", Some(&keys[0])).await;
+    assert_eq!(whole.body["sessions"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        whole.body["next_after"],
+        json!(null),
+        "one short page is the last"
+    );
+
+    for bad in ["limit=0", "limit=1001", "after=-1", "limit=x", "page=2"] {
+        let r = app
+            .get(&format!("/v1/me/sessions?{bad}"), Some(&keys[0]))
+            .await;
+        assert_eq!(r.code(), "BAD_CALL", "{bad}");
+        let r = app
+            .admin(Method::GET, &format!("/v1/sessions?userid=0&{bad}"), None)
+            .await;
+        assert_eq!(r.code(), "BAD_CALL", "{bad}");
+    }
+    let r = app
+        .admin(Method::DELETE, "/v1/sessions?userid=0&limit=2", None)
+        .await;
+    assert_eq!(r.code(), "BAD_CALL", "a kill is not paged");
+    assert_eq!(
+        app.check(&keys[0]).await.status,
+        StatusCode::OK,
+        "nothing was killed"
+    );
+}

@@ -21,7 +21,7 @@ use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
 use crate::store::users::UserRow;
-use crate::store::{settings as settings_store, users as users_store};
+use crate::store::{settings as settings_store, users as users_store, StoreError};
 use crate::telemetry::{self, LoginRefusal};
 use crate::tunables::TtlSource;
 
@@ -80,9 +80,12 @@ impl Handler<Create> for SessionActor {
             let now = core.clock.now();
             let max_expires_at = absolute_end(now, core.tunables.max_lifetime());
             let expires_at = slide(now, core.tunables.ttl(), max_expires_at);
-            let db = core.db().await?;
+            // The insert and the end of the sessions beyond the per-user cap commit together;
+            // the ended sessions are announced to other instances by the delete trigger.
+            let mut db = core.db().await?;
+            let tx = db.transaction().await.map_err(StoreError::from)?;
             let created = store::insert(
-                &db,
+                &tx,
                 &NewSession {
                     digest: &key.digest(),
                     userid: msg.userid,
@@ -94,7 +97,20 @@ impl Handler<Create> for SessionActor {
                 },
             )
             .await?;
-            Ok(created.map(|_| (key, expires_at)))
+            let Some(session_id) = created else {
+                return Ok(None);
+            };
+            let ended = match core.tunables.max_sessions_per_user() {
+                Some(cap) => {
+                    store::end_beyond_cap(&tx, msg.userid, session_id, cap - 1, now).await?
+                }
+                None => Vec::new(),
+            };
+            tx.commit().await.map_err(StoreError::from)?;
+            for digest in &ended {
+                core.cache.evict_key(digest);
+            }
+            Ok(Some((key, expires_at)))
         })
     }
 }
@@ -508,20 +524,23 @@ impl SessionHandle {
         .await
     }
 
+    /// A page of the sessions of `userid` (0 = everyone), optionally only expired ones: those
+    /// with a session_id above `after`, in session_id order, at most `limit`.
     pub async fn list(
         &self,
         userid: i64,
         expired_only: bool,
-        except: Option<&KeyDigest>,
+        after: i64,
+        limit: i64,
     ) -> ApiResult<Vec<SessionRow>> {
         let db = self.core.db().await?;
         let filter = SessionFilter {
             userid,
             expired_only,
             now: self.core.clock.now(),
-            except,
+            except: None,
         };
-        Ok(store::list(&db, &filter).await?)
+        Ok(store::list(&db, &filter, after, limit).await?)
     }
 
     /// The effective TTL in seconds and where it comes from.

@@ -9,7 +9,10 @@ use super::output::{self, SessionView};
 use super::users::resolve;
 use super::{Failure, Outcome};
 use crate::config::Settings;
-use crate::store::sessions::{self as store, SessionFilter};
+use crate::store::sessions::{self as store, SessionFilter, SessionRow};
+
+/// Sessions read per statement: a listing of any size never asks the database for all at once.
+const PAGE: i64 = 1000;
 
 #[derive(Subcommand, Debug)]
 pub enum SessionsCommand {
@@ -73,7 +76,16 @@ async fn list(db: &Database, user: Option<&str>, expired_only: bool, json: bool)
         now,
         except: None,
     };
-    let sessions = store::list(&db.client, &filter).await?;
+    let mut sessions: Vec<SessionRow> = Vec::new();
+    loop {
+        let after = sessions.last().map_or(0, |s| s.session_id);
+        let page = store::list(&db.client, &filter, after, PAGE).await?;
+        let done = (page.len() as i64) < PAGE;
+        sessions.extend(page);
+        if done {
+            break;
+        }
+    }
     if json {
         return output::print_json(&SessionList {
             sessions: sessions.iter().map(SessionView::from).collect(),

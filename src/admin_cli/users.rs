@@ -370,17 +370,8 @@ async fn modify(db: &Database, spec: &str, change: Change, json: bool) -> Outcom
     Ok(())
 }
 
-async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(usize, usize), Failure> {
-    let now = chrono::Utc::now();
-    let filter = SessionFilter {
-        userid,
-        expired_only: false,
-        now,
-        except: None,
-    };
-    let all = sessions_store::list(db, &filter).await?;
-    let expired = all.iter().filter(|s| s.expires_at <= now).count();
-    Ok((all.len() - expired, expired))
+async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(i64, i64), Failure> {
+    Ok(sessions_store::count(db, userid, chrono::Utc::now()).await?)
 }
 
 async fn passwd(mut db: Database, spec: &str, settings: &Settings, json: bool) -> Outcome {

@@ -172,6 +172,14 @@ pub const KEYS: &[KeyDef] = &[
         "hot sessions kept in memory (0 disables the cache)",
     ),
     key(
+        "session.cache_max_bytes",
+        "most memory the cached sessions may take, in bytes (estimated)",
+    ),
+    key(
+        "session.max_per_user",
+        "most sessions one user may hold; a login beyond it ends the oldest (0 = no cap)",
+    ),
+    key(
         "session.cache_max_age",
         "longest a cached session is trusted before it is re-read",
     ),
@@ -436,6 +444,10 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         }
         "session.refresh_interval" => s.session.refresh_interval = raw.duration()?,
         "session.cache_capacity" => s.session.cache_capacity = raw.positive()?,
+        "session.cache_max_bytes" => {
+            s.session.cache_max_bytes = at_least(raw.positive()?, 1024 * 1024)?
+        }
+        "session.max_per_user" => s.session.max_per_user = raw.positive()?,
         "session.cache_max_age" => s.session.cache_max_age = non_zero(raw.duration()?)?,
         "session.cookie_name" => {
             let name = raw.string()?;

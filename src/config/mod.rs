@@ -229,6 +229,9 @@ pub struct SessionSettings {
     #[serde(serialize_with = "as_duration")]
     pub refresh_interval: Duration,
     pub cache_capacity: u64,
+    pub cache_max_bytes: u64,
+    /// 0 means no cap.
+    pub max_per_user: u64,
     #[serde(serialize_with = "as_duration")]
     pub cache_max_age: Duration,
     pub cookie_name: String,
@@ -393,6 +396,8 @@ impl Default for Settings {
                 max_lifetime: None,
                 refresh_interval: Duration::from_secs(60),
                 cache_capacity: 1_000_000,
+                cache_max_bytes: 1 << 30,
+                max_per_user: 100,
                 cache_max_age: Duration::from_secs(30),
                 cookie_name: "pgusers_session".into(),
                 cookie_secure: true,

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use super::body::{path_id, query};
 use super::client::client_addr;
 use super::credentials::require_admin;
+use super::paging::Page;
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::store::security as store;
 
 /// Records a security event caused by this request; failures are logged, never fatal.
@@ -61,18 +62,10 @@ struct EventView {
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let q: AuditQuery = query(&req)?;
-    let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100);
-    if after < 0 || !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_call(
-            "after must not be negative and limit must be between 1 and 1000",
-        ));
-    }
+    let page = Page::new(q.after, q.limit)?;
     let db = state.services.core.db().await?;
-    let events = store::list_events(&db, after, limit, q.userid).await?;
-    let next_after = (events.len() as i64 == limit)
-        .then(|| events.last().map(|e| e.event_id))
-        .flatten();
+    let events = store::list_events(&db, page.after, page.limit, q.userid).await?;
+    let next_after = page.next_after(&events, |e| e.event_id);
     let views: Vec<EventView> = events
         .into_iter()
         .map(|e| EventView {

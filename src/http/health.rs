@@ -55,6 +55,7 @@ pub fn render_metrics(state: &AppState) -> HttpResponse {
     let pool = core.pool.status();
     let gauges = crate::metrics::Gauges {
         cache_entries: core.cache.len(),
+        cache_bytes: core.cache.weighted_size(),
         hash_queue_depth: core.hasher.queue_depth(),
         pool_size: pool.size,
         pool_available: pool.available,

@@ -3,8 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::body::Body;
+use super::body::{query, Body};
 use super::credentials::require_session;
+use super::paging::Page;
 use super::requests::*;
 use super::views::{SessionList, UserView};
 use super::AppState;
@@ -47,17 +48,20 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `GET /v1/me/sessions?after=&limit=`: a page of the caller's sessions, by session_id.
 pub async fn list_sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
+    let q: PageQuery = query(&req)?;
+    let page = Page::new(q.after, q.limit)?;
     let rows = state
         .services
         .sessions
-        .list(me.session.userid, false, None)
+        .list(me.session.userid, false, page.after, page.limit)
         .await?;
-    Ok(HttpResponse::Ok().json(SessionList::from(rows)))
+    Ok(HttpResponse::Ok().json(SessionList::page(rows, &page)))
 }
 
 pub async fn kill_other_sessions(

@@ -9,6 +9,7 @@ mod health;
 mod login_page;
 mod me;
 mod observe;
+mod paging;
 pub mod requests;
 mod sessions;
 mod users;

@@ -72,6 +72,15 @@ pub struct SessionsQuery {
     pub userid: Option<i64>,
     #[serde(default)]
     pub expired: bool,
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::body::{path_id, query, Body};
 use super::credentials::{require_admin, session_key, KeySource};
+use super::paging::Page;
 use super::requests::*;
 use super::views::SessionList;
 use super::AppState;
@@ -110,7 +111,8 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     Ok(response.finish())
 }
 
-fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool)> {
+/// The `userid` and `expired` filters of `/v1/sessions`, with `after` and `limit` when given.
+fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool, SessionsQuery)> {
     let q: SessionsQuery = query(req)?;
     let userid = q
         .userid
@@ -118,19 +120,30 @@ fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool)> {
     if userid < 0 {
         return Err(ApiError::bad_call("userid must not be negative"));
     }
-    Ok((userid, q.expired))
+    Ok((userid, q.expired, q))
 }
 
+/// `GET /v1/sessions?userid=&expired=&after=&limit=`: a page of sessions, by session_id.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let (userid, expired) = sessions_query(&req)?;
-    let rows = state.services.sessions.list(userid, expired, None).await?;
-    Ok(HttpResponse::Ok().json(SessionList::from(rows)))
+    let (userid, expired, q) = sessions_query(&req)?;
+    let page = Page::new(q.after, q.limit)?;
+    let rows = state
+        .services
+        .sessions
+        .list(userid, expired, page.after, page.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionList::page(rows, &page)))
 }
 
 pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let (userid, expired) = sessions_query(&req)?;
+    let (userid, expired, q) = sessions_query(&req)?;
+    if q.after.is_some() || q.limit.is_some() {
+        return Err(ApiError::bad_call(
+            "after and limit page a listing; a kill covers every matching session",
+        ));
+    }
     let killed = state
         .services
         .sessions

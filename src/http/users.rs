@@ -5,15 +5,13 @@ use serde_json::json;
 
 use super::body::{path_id, query, Body};
 use super::credentials::require_admin;
+use super::paging::Page;
 use super::requests::*;
 use super::views::UserView;
 use super::AppState;
 use crate::actors::{NewAccount, PasswordChange};
 use crate::domain::validate;
 use crate::error::{ApiError, ApiResult};
-
-const DEFAULT_PAGE: i64 = 100;
-const MAX_PAGE: i64 = 1000;
 
 pub async fn create(
     req: HttpRequest,
@@ -67,20 +65,9 @@ pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
             Ok(HttpResponse::Ok().json(UserView::from(users.find_by_email(&email).await?)))
         }
         (None, None) => {
-            let after = q.after.unwrap_or(0);
-            let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-            if after < 0 {
-                return Err(ApiError::bad_call("after must not be negative"));
-            }
-            if !(1..=MAX_PAGE).contains(&limit) {
-                return Err(ApiError::bad_call(format!(
-                    "limit must be between 1 and {MAX_PAGE}"
-                )));
-            }
-            let page = users.list(after, limit).await?;
-            let next_after = (page.len() as i64 == limit)
-                .then(|| page.last().map(|u| u.userid))
-                .flatten();
+            let p = Page::new(q.after, q.limit)?;
+            let page = users.list(p.after, p.limit).await?;
+            let next_after = p.next_after(&page, |u| u.userid);
             let views: Vec<UserView> = page.into_iter().map(UserView::from).collect();
             Ok(HttpResponse::Ok().json(json!({ "users": views, "next_after": next_after })))
         }

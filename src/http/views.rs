@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::paging::Page;
 use crate::store::sessions::SessionRow;
 use crate::store::users::UserRow;
 
@@ -57,14 +58,17 @@ impl From<SessionRow> for SessionView {
     }
 }
 
+/// A page of sessions and the `after` of the next page (none on the last).
 #[derive(Serialize)]
 pub struct SessionList {
     pub sessions: Vec<SessionView>,
+    pub next_after: Option<i64>,
 }
 
-impl From<Vec<SessionRow>> for SessionList {
-    fn from(rows: Vec<SessionRow>) -> Self {
+impl SessionList {
+    pub fn page(rows: Vec<SessionRow>, page: &Page) -> Self {
         Self {
+            next_after: page.next_after(&rows, |s| s.session_id),
             sessions: rows.into_iter().map(SessionView::from).collect(),
         }
     }

@@ -52,14 +52,16 @@ pub struct NewSession<'a> {
 }
 
 /// Creates a session only while the user still exists with the password hash the login
-/// verified: the user row is share-locked, so a concurrent password change (which updates the
-/// hash and deletes the sessions in one transaction) either sees this session and deletes it,
-/// or commits first and this insert finds no row. `None` when there was none.
+/// verified: the user row is locked, so a concurrent password change (which updates the hash
+/// and deletes the sessions in one transaction) either sees this session and deletes it, or
+/// commits first and this insert finds no row. `None` when there was none. The lock also
+/// serializes one user's logins until their transactions end, so that `end_beyond_cap` in the
+/// same transaction sees every other session of the user.
 pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<Option<i64>> {
     const SQL: &str = "INSERT INTO sessions (key_digest, userid, created_at, last_seen_at, expires_at, max_expires_at, extra_data)
                        SELECT $1, u.userid, $3, $3, $4, $5, $6 FROM users u
                        WHERE u.userid = $2 AND u.password_hash = $7
-                       FOR SHARE
+                       FOR NO KEY UPDATE
                        RETURNING session_id";
     let stmt = db.prepare_cached(SQL).await?;
     let row = db
@@ -116,6 +118,33 @@ pub async fn lookup_many(
         );
     }
     Ok(found)
+}
+
+/// Ends the user's sessions beyond a cap: `new` (the session just created) and the `others`
+/// newest of the rest stay, live sessions before expired ones, so the oldest end. Run in the
+/// transaction of the `insert` that created `new` (its row lock makes the count exact).
+/// Returns the digests of the ended sessions.
+pub async fn end_beyond_cap(
+    db: &impl GenericClient,
+    userid: i64,
+    new: i64,
+    others: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<KeyDigest>> {
+    const SQL: &str = "DELETE FROM sessions WHERE session_id IN (
+                           SELECT session_id FROM sessions WHERE userid = $1 AND session_id <> $2
+                           ORDER BY expires_at > $4 DESC, created_at DESC, session_id DESC
+                           OFFSET $3)
+                       RETURNING key_digest";
+    let stmt = db.prepare_cached(SQL).await?;
+    let rows = db.query(&stmt, &[&userid, &new, &others, &now]).await?;
+    rows.iter()
+        .map(|r| {
+            let bytes: Vec<u8> = get(r, 0)?;
+            KeyDigest::from_slice(&bytes)
+                .ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
+        })
+        .collect()
 }
 
 /// Writes many slid expiries in one statement; returns the digests of the sessions that still
@@ -201,15 +230,26 @@ const FILTER: &str =
     "($1::bigint = 0 OR s.userid = $1) AND (NOT $2::boolean OR s.expires_at <= $3::timestamptz)
                       AND ($4::bytea IS NULL OR s.key_digest <> $4)";
 
-pub async fn list(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult<Vec<SessionRow>> {
+/// A page of the sessions the filter covers: those with `session_id > after`, in session_id
+/// order, at most `limit`.
+pub async fn list(
+    db: &impl GenericClient,
+    f: &SessionFilter<'_>,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<SessionRow>> {
     let sql = format!(
         "SELECT s.session_id, s.userid, u.username, s.created_at, s.expires_at, s.last_seen_at, s.extra_data
-         FROM sessions s JOIN users u ON u.userid = s.userid WHERE {FILTER} ORDER BY s.session_id"
+         FROM sessions s JOIN users u ON u.userid = s.userid
+         WHERE {FILTER} AND s.session_id > $5 ORDER BY s.session_id LIMIT $6"
     );
     let stmt = db.prepare_cached(&sql).await?;
     let except = f.except.map(|d| d.as_bytes());
     let rows = db
-        .query(&stmt, &[&f.userid, &f.expired_only, &f.now, &except])
+        .query(
+            &stmt,
+            &[&f.userid, &f.expired_only, &f.now, &except, &after, &limit],
+        )
         .await?;
     rows.iter()
         .map(|row| {
@@ -224,6 +264,20 @@ pub async fn list(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult
             })
         })
         .collect()
+}
+
+/// How many of the user's sessions are live and how many expired (not yet purged) at `now`.
+pub async fn count(
+    db: &impl GenericClient,
+    userid: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<(i64, i64)> {
+    const SQL: &str = "SELECT count(*) FILTER (WHERE expires_at > $2),
+                              count(*) FILTER (WHERE expires_at <= $2)
+                       FROM sessions WHERE userid = $1";
+    let stmt = db.prepare_cached(SQL).await?;
+    let row = db.query_one(&stmt, &[&userid, &now]).await?;
+    Ok((get(&row, 0)?, get(&row, 1)?))
 }
 
 /// Deletes the sessions the filter covers; returns how many.
