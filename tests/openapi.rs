@@ -323,7 +323,8 @@ fn request_bodies_match_the_request_structs_and_are_closed() {
     let queries = [
         ("UserFindQuery", "/v1/users", "get"),
         ("SessionsQuery", "/v1/sessions", "get"),
-        ("SessionsQuery", "/v1/sessions", "delete"),
+        ("SessionsKillQuery", "/v1/sessions", "delete"),
+        ("PageQuery", "/v1/me/sessions", "get"),
         ("AuditQuery", "/v1/audit", "get"),
     ];
     let covered: BTreeSet<&str> = bodies

@@ -150,6 +150,8 @@ fn queries(data: &[u8]) {
         }
     }
     let _ = parse::query::<SessionsQuery>(&req);
+    let _ = parse::query::<SessionsKillQuery>(&req);
+    let _ = parse::query::<PageQuery>(&req);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -78,6 +78,14 @@ pub struct SessionsQuery {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SessionsKillQuery {
+    pub userid: Option<i64>,
+    #[serde(default)]
+    pub expired: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub after: Option<i64>,
     pub limit: Option<i64>,

@@ -111,39 +111,34 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     Ok(response.finish())
 }
 
-/// The `userid` and `expired` filters of `/v1/sessions`, with `after` and `limit` when given.
-fn sessions_query(req: &HttpRequest) -> ApiResult<(i64, bool, SessionsQuery)> {
-    let q: SessionsQuery = query(req)?;
-    let userid = q
-        .userid
-        .ok_or_else(|| ApiError::bad_call("userid is required (0 means every user)"))?;
+/// Whose sessions a `/v1/sessions` call covers: `userid` is required, 0 means every user.
+fn whose(userid: Option<i64>) -> ApiResult<i64> {
+    let userid =
+        userid.ok_or_else(|| ApiError::bad_call("userid is required (0 means every user)"))?;
     if userid < 0 {
         return Err(ApiError::bad_call("userid must not be negative"));
     }
-    Ok((userid, q.expired, q))
+    Ok(userid)
 }
 
 /// `GET /v1/sessions?userid=&expired=&after=&limit=`: a page of sessions, by session_id.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let (userid, expired, q) = sessions_query(&req)?;
+    let q: SessionsQuery = query(&req)?;
+    let userid = whose(q.userid)?;
     let page = Page::new(q.after, q.limit)?;
     let rows = state
         .services
         .sessions
-        .list(userid, expired, page.after, page.limit)
+        .list(userid, q.expired, page.after, page.limit)
         .await?;
     Ok(HttpResponse::Ok().json(SessionList::page(rows, &page)))
 }
 
 pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
-    let (userid, expired, q) = sessions_query(&req)?;
-    if q.after.is_some() || q.limit.is_some() {
-        return Err(ApiError::bad_call(
-            "after and limit page a listing; a kill covers every matching session",
-        ));
-    }
+    let q: SessionsKillQuery = query(&req)?;
+    let (userid, expired) = (whose(q.userid)?, q.expired);
     let killed = state
         .services
         .sessions
