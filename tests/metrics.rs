@@ -77,6 +77,10 @@ async fn the_cache_size_is_true_right_after_logins_fill_it() {
     app.check(&second).await;
     let text = app.get("/metrics", None).await.text;
     assert_eq!(value(&text, "pgusers_cache_entries"), 2.0, "{text}");
+    assert!(
+        value(&text, "pgusers_cache_bytes") >= 2.0 * 500.0,
+        "the two sessions are counted in bytes: {text}"
+    );
 }
 
 #[actix_web::test]
