@@ -1,7 +1,6 @@
 //! The in-memory cache of hot sessions: bounded in count and in bytes, trusted for at most
-//! `cache_max_age`, and
-//! invalidated by key, by user or wholesale from any source (this daemon's actors today,
-//! other instances' notifications later) without racing the loads that fill it.
+//! `cache_max_age`, and invalidated by key, by user or wholesale from any source (this daemon's
+//! actors today, other instances' notifications later) without racing the loads that fill it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -123,7 +122,8 @@ impl CachedSession {
 
 /// What one cached entry costs beyond the `CachedSession` and its text: the key digest, the
 /// `Arc` around the session, and moka's per-entry bookkeeping (hash-table slot, entry info,
-/// access- and write-order deque nodes, frequency sketch). Measured with
+/// access- and write-order deque nodes, frequency sketch), rounded up from a measurement:
+/// 200,000 sessions with 100 bytes of extra data took 633 bytes each (estimate: 644), see
 /// `cache::tests::the_size_estimate_covers_what_an_entry_really_costs`.
 const ENTRY_OVERHEAD: usize = 450;
 

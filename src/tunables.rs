@@ -124,3 +124,19 @@ impl Tunables {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_per_user_session_cap_follows_a_reload_and_zero_means_none() {
+        let mut settings = Settings::default();
+        settings.session.max_per_user = 3;
+        let t = Tunables::new(&settings);
+        assert_eq!(t.max_sessions_per_user(), Some(3));
+        settings.session.max_per_user = 0;
+        t.apply_config(&settings);
+        assert_eq!(t.max_sessions_per_user(), None);
+    }
+}
