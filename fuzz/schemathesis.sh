@@ -25,7 +25,7 @@
 #   SCHEMATHESIS_VENV          reuse an existing venv with schemathesis installed instead of a fresh one
 #   SCHEMATHESIS_REPORT_DIR    copy the reports (JUnit, NDJSON, VCR cassette) and the daemon log here
 #   SCHEMATHESIS_EXTRA_ARGS    more arguments for `schemathesis run` (word-split)
-#   PGUSERS_BIN                daemon binary (default: cargo build, then target/debug/pgusers)
+#   SCHEMATHESIS_BIN           daemon binary (default: cargo build, then target/debug/pgusers)
 #   FUZZ_KEEP_TMP=1            keep the temp dir (daemon log, database) for inspection
 #   FUZZ_REAL_ARGON2=1         keep the production argon2 cost (default: cheap hashing, same code)
 set -euo pipefail
@@ -93,8 +93,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- the daemon binary (rebuilt so that the served description is the file in the tree)
-if [[ -n "${PGUSERS_BIN:-}" ]]; then
-    BIN="$PGUSERS_BIN"
+if [[ -n "${SCHEMATHESIS_BIN:-}" ]]; then
+    BIN="$SCHEMATHESIS_BIN"
 else
     log "building the daemon"
     (cd "$ROOT" && cargo build --quiet --bin pgusers)
