@@ -177,6 +177,15 @@ def test_list_sessions_yields_public_ids_never_keys(us):
     assert abs(expiration - (time.time() + pgusers.DEFAULT_TTL)) < 60
 
 
+def test_list_sessions_reads_every_page(us, monkeypatch):
+    monkeypatch.setattr(_userspace, "_PAGE", 2)
+    userid = us.create_user("pager", "pw1", "pager@example.org")
+    for _ in range(5):
+        us.validate_user("pager", "pw1")
+    ids = [session_id for _, session_id, _ in us.list_sessions(userid)]
+    assert len(ids) == 5 and len(set(ids)) == 5
+
+
 def test_set_session_ttl_is_the_daemons_setting_in_whole_seconds(us):
     us.set_session_TTL(1.2)
     assert us.ttl == 2.0

@@ -20,7 +20,7 @@ DEFAULT_TTL = 864000.0  # the daemon's default session.ttl (10 days), as in the 
 _MAX_USERID = 2**63 - 1
 _MAX_USERNAME_CHARS = 64  # longer names cannot belong to any account
 _MAX_PASSWORD_BYTES = 1024
-_PAGE = 1000  # users per request in all_users()
+_PAGE = 1000  # users or sessions per request in all_users() and list_sessions()
 
 # The keyword arguments the library passed on to psycopg.connect(): libpq's connection
 # keywords and psycopg's own. The daemon owns its database connection, so they are accepted
@@ -552,11 +552,17 @@ class UserSpace:
         reveals a session key: the second item is the session's public id, not its key.
         """
         query = {"userid": _uid_filter(uid), "expired": "true" if expired else "false"}
-        status, payload = self._call("GET", "/v1/sessions", query=query)
-        if status != 200:
-            raise self._unexpected(status, payload)
-        for s in payload["sessions"]:
-            yield s["username"], s["session_id"], _epoch(s["expires_at"])
+        query["limit"] = _PAGE
+        while True:
+            status, payload = self._call("GET", "/v1/sessions", query=query)
+            if status != 200:
+                raise self._unexpected(status, payload)
+            for s in payload["sessions"]:
+                yield s["username"], s["session_id"], _epoch(s["expires_at"])
+            after = payload.get("next_after")
+            if after is None:
+                return
+            query["after"] = after
 
     def kill_sessions(self, uid, expired=False):
         """Ends the sessions of user uid, or of every user if uid is 0; with expired=True
