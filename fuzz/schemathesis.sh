@@ -178,7 +178,7 @@ import schemathesis
 BASE = os.environ["PGUSERS_FUZZ_URL"]
 TOKEN = os.environ["PGUSERS_FUZZ_TOKEN"]
 # Session-holder operations: a live session key (bearer or cookie).
-SESSION_PATHS = r"^(/v1/me|/v1/me/.*|/v1/logout|/v1/auth|/v1/auth/admin|/logout)$"
+SESSION_PATHS = r"^(/v1/me|/v1/me/.*|/v1/logout|/v1/auth|/v1/auth/admin|/logout|/sessions)$"
 # Anonymous operations: no credential at all.
 ANONYMOUS_PATHS = r"^(/healthz|/readyz|/metrics|/v1/openapi.json|/v1/login|/v1/sessions/check|/login)$"
 HTTP = requests.Session()

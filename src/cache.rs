@@ -24,6 +24,8 @@ pub struct CachedSession {
     identity: Box<str>,
     username_len: u32,
     pub admin: bool,
+    /// A "remember me" session (slides by `session.remember_ttl`, persistent cookie).
+    pub remember: bool,
     /// The session's extra data, kept as its JSON text (smaller than a parsed value).
     pub extra_data: Option<Box<RawValue>>,
     /// The absolute end of the session in milliseconds since the epoch; 0 when there is none.
@@ -62,6 +64,7 @@ impl CachedSession {
             // Usernames are at most a few hundred bytes (validated on the way in).
             username_len: u32::try_from(s.username.len()).unwrap_or(u32::MAX),
             admin: s.admin,
+            remember: s.remember,
             extra_data: s
                 .extra_data
                 .as_ref()
@@ -117,6 +120,14 @@ impl CachedSession {
     pub fn size(&self) -> u64 {
         let extra = self.extra_data.as_ref().map_or(0, |r| r.get().len());
         (ENTRY_OVERHEAD + std::mem::size_of::<Self>() + self.identity.len() + extra) as u64
+    }
+
+    /// Whether the last check wrote the expiry through: a check that queues a refresh sets
+    /// the stored and the true expiry to the same instant, and between writes the true one runs
+    /// ahead. So this holds about once per `session.refresh_interval` of a busy session.
+    pub fn expiry_just_written(&self) -> bool {
+        self.stored_expires_at_ms.load(Ordering::Acquire)
+            >= self.expires_at_ms.load(Ordering::Acquire)
     }
 }
 
@@ -326,6 +337,7 @@ mod tests {
             expires_at: Utc::now(),
             max_expires_at: None,
             extra_data: None,
+            remember: false,
         }
     }
 

@@ -320,6 +320,12 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
             was.ttl, fresh.session.ttl
         ));
     }
+    if was.remember_ttl != fresh.session.remember_ttl {
+        changed.push(format!(
+            "session.remember_ttl: {:?} -> {:?}",
+            was.remember_ttl, fresh.session.remember_ttl
+        ));
+    }
     if was.refresh_interval != fresh.session.refresh_interval {
         changed.push(format!(
             "session.refresh_interval: {:?} -> {:?}",

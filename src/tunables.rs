@@ -28,6 +28,7 @@ pub struct Tunables {
     config_ttl_secs: AtomicU64,
     api_ttl_secs: AtomicU64,
     api_ttl_set: AtomicBool,
+    remember_ttl_secs: AtomicU64,
     /// 0 means no absolute lifetime.
     max_lifetime_secs: AtomicU64,
     refresh_interval_ms: AtomicU64,
@@ -46,6 +47,7 @@ impl Tunables {
             config_ttl_secs: AtomicU64::new(0),
             api_ttl_secs: AtomicU64::new(0),
             api_ttl_set: AtomicBool::new(false),
+            remember_ttl_secs: AtomicU64::new(0),
             max_lifetime_secs: AtomicU64::new(0),
             refresh_interval_ms: AtomicU64::new(0),
             janitor_interval_ms: AtomicU64::new(0),
@@ -60,6 +62,8 @@ impl Tunables {
         let s = &settings.session;
         self.config_ttl_secs
             .store(s.ttl.as_secs(), Ordering::Release);
+        self.remember_ttl_secs
+            .store(s.remember_ttl.as_secs(), Ordering::Release);
         self.max_lifetime_secs.store(
             s.max_lifetime.map(|d| d.as_secs()).unwrap_or(0),
             Ordering::Release,
@@ -95,6 +99,19 @@ impl Tunables {
 
     pub fn ttl(&self) -> Duration {
         Duration::seconds(i64::try_from(self.ttl_secs().0).unwrap_or(i64::MAX / 1000))
+    }
+
+    /// The sliding TTL of a session: `session.remember_ttl` for a "remember me" session (the
+    /// API override does not apply to it), else the effective `session.ttl`.
+    pub fn ttl_for(&self, remember: bool) -> Duration {
+        if remember {
+            Duration::seconds(
+                i64::try_from(self.remember_ttl_secs.load(Ordering::Acquire))
+                    .unwrap_or(i64::MAX / 1000),
+            )
+        } else {
+            self.ttl()
+        }
     }
 
     pub fn max_lifetime(&self) -> Option<Duration> {

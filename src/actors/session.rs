@@ -68,6 +68,9 @@ struct Create {
     /// still has it (a password change or a deletion in between means no session).
     verified_hash: String,
     extra_data: Option<Value>,
+    remember: bool,
+    client: Option<std::net::IpAddr>,
+    user_agent: Option<String>,
 }
 
 impl Handler<Create> for SessionActor {
@@ -79,7 +82,7 @@ impl Handler<Create> for SessionActor {
             let key = SessionKey::generate();
             let now = core.clock.now();
             let max_expires_at = absolute_end(now, core.tunables.max_lifetime());
-            let expires_at = slide(now, core.tunables.ttl(), max_expires_at);
+            let expires_at = slide(now, core.tunables.ttl_for(msg.remember), max_expires_at);
             // The insert and the end of the sessions beyond the per-user cap commit together;
             // the ended sessions are announced to other instances by the delete trigger.
             let mut db = core.db().await?;
@@ -94,6 +97,9 @@ impl Handler<Create> for SessionActor {
                     expires_at,
                     max_expires_at,
                     extra_data: msg.extra_data.as_ref(),
+                    remember: msg.remember,
+                    client_addr: msg.client,
+                    user_agent: msg.user_agent.as_deref(),
                 },
             )
             .await?;
@@ -162,12 +168,12 @@ impl Handler<Flush> for SessionActor {
     }
 }
 
-/// Kill one session by key (logout) or by public id.
+/// Kill one session by key (logout) or by public id (of any user, or only of `owner`).
 #[derive(Message)]
 #[rtype(result = "Result<bool, ApiError>")]
 enum KillOne {
     ByKey(KeyDigest),
-    ById(i64),
+    ById { id: i64, owner: Option<i64> },
 }
 
 impl Handler<KillOne> for SessionActor {
@@ -181,7 +187,7 @@ impl Handler<KillOne> for SessionActor {
                 KillOne::ByKey(digest) => {
                     store::delete_by_digest(&db, &digest).await?.map(|_| digest)
                 }
-                KillOne::ById(id) => store::delete_by_id(&db, id).await?,
+                KillOne::ById { id, owner } => store::delete_by_id(&db, id, owner).await?,
             };
             if let Some(digest) = &digest {
                 core.cache.evict_key(digest);
@@ -230,8 +236,13 @@ pub struct NewLogin {
     pub username: String,
     pub password: String,
     pub extra_data: Option<Value>,
-    /// The client's address, for per-address throttling and the audit trail.
+    /// The client's address, for per-address throttling and the audit trail; kept with the
+    /// session.
     pub client: Option<std::net::IpAddr>,
+    /// The client's user agent, kept with the session (cut to a sane length by the HTTP layer).
+    pub user_agent: Option<String>,
+    /// "Remember me": the session slides by `session.remember_ttl`.
+    pub remember: bool,
 }
 
 /// A successful login: the key is shown to the client exactly once.
@@ -288,7 +299,11 @@ impl SessionHandle {
         METRICS.cache(cached.is_some());
         if let Some(entry) = cached {
             if now < entry.expires_at() {
-                let wanted = slide(now, self.core.tunables.ttl(), entry.max_expires_at());
+                let wanted = slide(
+                    now,
+                    self.core.tunables.ttl_for(entry.remember),
+                    entry.max_expires_at(),
+                );
                 entry.set_expires_at(wanted);
                 if needs_refresh(
                     entry.stored_expires_at(),
@@ -326,7 +341,11 @@ impl SessionHandle {
         if now >= session.expires_at {
             return Err(ApiError::Expired);
         }
-        let wanted = slide(now, self.core.tunables.ttl(), session.max_expires_at);
+        let wanted = slide(
+            now,
+            self.core.tunables.ttl_for(session.remember),
+            session.max_expires_at,
+        );
         let mut stored = session.expires_at;
         if needs_refresh(
             stored,
@@ -465,6 +484,9 @@ impl SessionHandle {
                 userid: user.userid,
                 verified_hash,
                 extra_data: request.extra_data,
+                remember: request.remember,
+                client: request.client,
+                user_agent: request.user_agent,
             },
         )
         .await?
@@ -503,7 +525,26 @@ impl SessionHandle {
     }
 
     pub async fn kill_by_id(&self, session_id: i64) -> ApiResult<bool> {
-        ask(&self.addr, KillOne::ById(session_id)).await
+        ask(
+            &self.addr,
+            KillOne::ById {
+                id: session_id,
+                owner: None,
+            },
+        )
+        .await
+    }
+
+    /// Ends one of `userid`'s own sessions by its public id; false when they have no such one.
+    pub async fn kill_own(&self, userid: i64, session_id: i64) -> ApiResult<bool> {
+        ask(
+            &self.addr,
+            KillOne::ById {
+                id: session_id,
+                owner: Some(userid),
+            },
+        )
+        .await
     }
 
     /// Kills the sessions of `userid` (0 = everyone), optionally only expired ones, sparing `except`.

@@ -160,6 +160,10 @@ pub const KEYS: &[KeyDef] = &[
         "PGUSERS_SESSION_TTL",
     ),
     key(
+        "session.remember_ttl",
+        "sliding lifetime of a \"remember me\" session",
+    ),
+    key(
         "session.max_lifetime",
         "optional absolute session lifetime (0 = none)",
     ),
@@ -438,6 +442,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         }
         "api.tokens_file" => s.api.tokens_file = raw.opt_string()?.map(PathBuf::from),
         "session.ttl" => s.session.ttl = ttl(raw.duration()?)?,
+        "session.remember_ttl" => s.session.remember_ttl = ttl(raw.duration()?)?,
         "session.max_lifetime" => {
             let d = raw.duration()?;
             s.session.max_lifetime = if d.is_zero() { None } else { Some(d) };

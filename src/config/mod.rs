@@ -224,6 +224,9 @@ pub struct ApiSettings {
 pub struct SessionSettings {
     #[serde(serialize_with = "as_duration")]
     pub ttl: Duration,
+    /// The sliding lifetime of a "remember me" session.
+    #[serde(serialize_with = "as_duration")]
+    pub remember_ttl: Duration,
     #[serde(serialize_with = "as_optional_duration")]
     pub max_lifetime: Option<Duration>,
     #[serde(serialize_with = "as_duration")]
@@ -393,6 +396,7 @@ impl Default for Settings {
             },
             session: SessionSettings {
                 ttl: Duration::from_secs(864_000),
+                remember_ttl: Duration::from_secs(30 * 86_400),
                 max_lifetime: None,
                 refresh_interval: Duration::from_secs(60),
                 cache_capacity: 1_000_000,

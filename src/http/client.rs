@@ -38,6 +38,22 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
         .or(peer)
 }
 
+/// The longest user agent kept with a session, in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The client's `User-Agent`, as kept with a session: invalid UTF-8 and control characters
+/// replaced, cut to `MAX_USER_AGENT_CHARS`; `None` when absent or blank.
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    let raw = req.headers().get(actix_web::http::header::USER_AGENT)?;
+    let text: String = String::from_utf8_lossy(raw.as_bytes())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_USER_AGENT_CHARS)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
 static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Says once that a peer sending `X-Forwarded-For` is not trusted: if it is this daemon's own

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use actix_web::http::header::{self, Accept, Header, HeaderValue, Quality};
 use actix_web::{mime, web, HttpRequest, HttpResponse, ResponseError};
 
-use super::credentials::session_key;
+use super::cookies;
+use super::credentials::{session_key, KeySource};
 use super::login_page::safe_redirect;
 use super::AppState;
 use crate::error::ApiError;
@@ -25,7 +26,7 @@ fn header_value(text: &str) -> HeaderValue {
 }
 
 async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> HttpResponse {
-    let Some((key, _)) = session_key(req, &state.settings.session.cookie_name) else {
+    let Some((key, source)) = session_key(req, &state.settings.session.cookie_name) else {
         return unauthorized(req, state, ApiError::Unauthenticated);
     };
     let session = match state.services.sessions.check(key).await {
@@ -49,6 +50,14 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
             HeaderValue::from_static(if session.admin { "true" } else { "false" }),
         ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    // A remembered session's persistent cookie follows its sliding expiry: re-issued when this
+    // check wrote the expiry through (the proxy passes it on to the browser).
+    if source == KeySource::Cookie {
+        let s = &state.settings.session;
+        if let Some(c) = cookies::refreshed(s, key, &session, &*state.services.core.clock) {
+            response.insert_header((header::SET_COOKIE, c));
+        }
+    }
     response.finish()
 }
 

@@ -1,14 +1,16 @@
-//! The browser login flow: `GET/POST /login` (a small HTML form that sets the session cookie)
-//! and `GET/POST /logout`, with redirects restricted to relative paths and allowed hosts, and
-//! cross-site form posts refused (login CSRF).
+//! The browser login flow: `GET/POST /login` (a small HTML form that sets the session cookie,
+//! persistent with "Remember me") and `GET/POST /logout`, with redirects restricted to relative
+//! paths and allowed hosts, and cross-site form posts refused (login CSRF); and the page
+//! plumbing the other browser pages share (escaping, headers, provenance).
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::cookies::{self, Lifetime};
 use super::credentials::session_key;
-use super::sessions::{clearing_cookie, validate_login_input};
+use super::sessions::validate_login_input;
 use super::AppState;
 use crate::actors::NewLogin;
 use crate::error::ApiError;
@@ -27,6 +29,9 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     rd: Option<String>,
+    /// The "Remember me" checkbox: present (any value) when ticked.
+    #[serde(default)]
+    remember: Option<String>,
 }
 
 /// Where to send the browser after login: a relative path, or an absolute http(s) URL whose
@@ -69,7 +74,7 @@ pub fn safe_redirect(rd: Option<&str>, allowed_hosts: &[String]) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -86,7 +91,13 @@ fn escape(text: &str) -> String {
 
 const PAGE: &str = include_str!("login_page.html");
 
-fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> HttpResponse {
+fn page(
+    status: StatusCode,
+    rd: &str,
+    username: &str,
+    remember: bool,
+    message: Option<&str>,
+) -> HttpResponse {
     let message = match message {
         Some(m) => format!(
             "<p class=\"error\" role=\"alert\" id=\"message\">{}</p>",
@@ -97,11 +108,12 @@ fn page(status: StatusCode, rd: &str, username: &str, message: Option<&str>) -> 
     let html = PAGE
         .replace("{{rd}}", &escape(rd))
         .replace("{{username}}", &escape(username))
+        .replace("{{remember}}", if remember { " checked" } else { "" })
         .replace("{{message}}", &message);
     html_response(status, html)
 }
 
-fn html_response(status: StatusCode, html: String) -> HttpResponse {
+pub(super) fn html_response(status: StatusCode, html: String) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -117,7 +129,7 @@ fn html_response(status: StatusCode, html: String) -> HttpResponse {
 /// How the browser says a request relates to this site: `Sec-Fetch-Site` when it is sent
 /// (every current browser), else `Origin` compared with the request's own host.
 #[derive(Debug, PartialEq, Eq)]
-enum Provenance {
+pub(super) enum Provenance {
     /// From this origin's own pages, typed or bookmarked, or not from a browser at all
     /// (no `Sec-Fetch-Site` and no `Origin`: scripts, curl).
     OwnPages,
@@ -125,7 +137,7 @@ enum Provenance {
     Elsewhere,
 }
 
-fn provenance(req: &HttpRequest) -> Provenance {
+pub(super) fn provenance(req: &HttpRequest) -> Provenance {
     if let Some(site) = req.headers().get("sec-fetch-site") {
         return match site.as_bytes() {
             b"same-origin" | b"none" => Provenance::OwnPages,
@@ -156,24 +168,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         q.rd.as_deref(),
         &state.settings.login.allowed_redirect_hosts,
     );
-    page(StatusCode::OK, &rd, "", None)
-}
-
-fn session_cookie(state: &AppState, key: &str) -> String {
-    let s = &state.settings.session;
-    let (ttl, _) = state.services.sessions.ttl();
-    let mut cookie = format!(
-        "{}={key}; Max-Age={ttl}; Path=/; HttpOnly; SameSite=Lax",
-        s.cookie_name
-    );
-    if s.cookie_secure {
-        cookie.push_str("; Secure");
-    }
-    if let Some(domain) = &s.cookie_domain {
-        cookie.push_str("; Domain=");
-        cookie.push_str(domain);
-    }
-    cookie
+    page(StatusCode::OK, &rd, "", false, None)
 }
 
 pub async fn submit(
@@ -182,13 +177,15 @@ pub async fn submit(
     form: web::Bytes,
 ) -> HttpResponse {
     if provenance(&req) == Provenance::Elsewhere {
-        return page(StatusCode::FORBIDDEN, "/", "", Some(CROSS_SITE));
+        return page(StatusCode::FORBIDDEN, "/", "", false, Some(CROSS_SITE));
     }
     let form: LoginForm = serde_urlencoded::from_bytes(&form).unwrap_or(LoginForm {
         username: String::new(),
         password: String::new(),
         rd: None,
+        remember: None,
     });
+    let remember = form.remember.is_some();
     let rd = safe_redirect(
         form.rd.as_deref(),
         &state.settings.login.allowed_redirect_hosts,
@@ -198,6 +195,7 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
             &rd,
             username,
+            remember,
             Some("Wrong username or password."),
         )
     };
@@ -216,6 +214,8 @@ pub async fn submit(
             password: form.password,
             extra_data: None,
             client: super::client::client_addr(&req, &state),
+            user_agent: super::client::user_agent(&req),
+            remember,
         })
         .await
     {
@@ -223,7 +223,15 @@ pub async fn submit(
             .insert_header((header::LOCATION, rd.as_str()))
             .insert_header((
                 header::SET_COOKIE,
-                session_cookie(&state, outcome.key.expose()),
+                cookies::set_cookie(
+                    &state.settings.session,
+                    outcome.key.expose(),
+                    Lifetime::of(
+                        remember,
+                        state.services.core.clock.now(),
+                        outcome.expires_at,
+                    ),
+                ),
             ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
@@ -233,6 +241,7 @@ pub async fn submit(
                 StatusCode::TOO_MANY_REQUESTS,
                 &rd,
                 &username,
+                remember,
                 Some("Too many attempts; please wait and try again."),
             );
             if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -244,6 +253,7 @@ pub async fn submit(
             StatusCode::SERVICE_UNAVAILABLE,
             &rd,
             &username,
+            remember,
             Some("The service is unavailable; please try again later."),
         ),
     }
@@ -281,7 +291,10 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))
-        .insert_header((header::SET_COOKIE, clearing_cookie(&state)))
+        .insert_header((
+            header::SET_COOKIE,
+            cookies::clearing_cookie(&state.settings.session),
+        ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }

@@ -3,6 +3,7 @@
 mod audit;
 mod body;
 mod client;
+mod cookies;
 mod credentials;
 mod forward_auth;
 mod health;
@@ -12,6 +13,7 @@ mod observe;
 mod paging;
 pub mod requests;
 mod sessions;
+mod sessions_page;
 mod users;
 mod views;
 
@@ -165,6 +167,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/logout")
                 .route(web::get().to(login_page::logout_link))
                 .route(web::post().to(login_page::logout)),
+        )
+        .service(
+            resource("/sessions")
+                .route(web::get().to(sessions_page::show))
+                .route(web::post().to(sessions_page::end)),
         )
         .default_service(web::to(not_found));
 }

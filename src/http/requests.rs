@@ -58,6 +58,9 @@ pub struct SessionLoginRequest {
     pub password: String,
     #[serde(default)]
     pub extra_data: Option<Value>,
+    /// "Remember me": the session slides by `session.remember_ttl`.
+    #[serde(default)]
+    pub remember: bool,
 }
 
 #[derive(Deserialize)]

@@ -44,6 +44,8 @@ pub async fn login(
             password: r.password,
             extra_data: r.extra_data.filter(|v| !v.is_null()),
             client: super::client::client_addr(&req, &state),
+            user_agent: super::client::user_agent(&req),
+            remember: r.remember,
         })
         .await?;
     Ok(HttpResponse::Created()
@@ -81,23 +83,6 @@ struct CheckAnswer<'a> {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A `Set-Cookie` value that removes the session cookie.
-pub fn clearing_cookie(state: &AppState) -> String {
-    let s = &state.settings.session;
-    let mut cookie = format!(
-        "{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
-        s.cookie_name
-    );
-    if s.cookie_secure {
-        cookie.push_str("; Secure");
-    }
-    if let Some(domain) = &s.cookie_domain {
-        cookie.push_str("; Domain=");
-        cookie.push_str(domain);
-    }
-    cookie
-}
-
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let (key, source) =
         session_key(&req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
@@ -106,7 +91,10 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<H
     }
     let mut response = HttpResponse::NoContent();
     if source == KeySource::Cookie {
-        response.insert_header((header::SET_COOKIE, clearing_cookie(&state)));
+        response.insert_header((
+            header::SET_COOKIE,
+            super::cookies::clearing_cookie(&state.settings.session),
+        ));
     }
     Ok(response.finish())
 }

@@ -42,6 +42,11 @@ pub struct SessionView {
     pub expires_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub extra_data: Option<Value>,
+    /// The client's address and user agent at login; `null` when not recorded.
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    /// A "remember me" session.
+    pub remember: bool,
 }
 
 impl From<SessionRow> for SessionView {
@@ -54,6 +59,9 @@ impl From<SessionRow> for SessionView {
             expires_at: s.expires_at,
             last_seen_at: s.last_seen_at,
             extra_data: s.extra_data,
+            client_addr: s.client_addr.map(|a| a.to_string()),
+            user_agent: s.user_agent,
+            remember: s.remember,
         }
     }
 }

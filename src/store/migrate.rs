@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_announce_deletes",
         sql: include_str!("../../migrations/0006_announce_deletes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_session_client",
+        sql: include_str!("../../migrations/0010_session_client.sql"),
+    },
 ];
 
 /// The tables and functions of the layout before version 5, when they lived in `public`.

@@ -1,6 +1,7 @@
 //! The `sessions` table: sessions known by the SHA-256 digest of their key.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub struct SessionIdentity {
     pub expires_at: DateTime<Utc>,
     pub max_expires_at: Option<DateTime<Utc>>,
     pub extra_data: Option<Value>,
+    /// A "remember me" session: it slides by `session.remember_ttl`.
+    pub remember: bool,
 }
 
 /// A session as listed to administrators and to its owner.
@@ -33,6 +36,10 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub extra_data: Option<Value>,
+    /// The client's address and user agent at login (absent for older sessions).
+    pub client_addr: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub remember: bool,
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
@@ -49,6 +56,9 @@ pub struct NewSession<'a> {
     pub expires_at: DateTime<Utc>,
     pub max_expires_at: Option<DateTime<Utc>>,
     pub extra_data: Option<&'a Value>,
+    pub remember: bool,
+    pub client_addr: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
 }
 
 /// Creates a session only while the user still exists with the password hash the login
@@ -58,8 +68,9 @@ pub struct NewSession<'a> {
 /// serializes one user's logins until their transactions end, so that `end_beyond_cap` in the
 /// same transaction sees every other session of the user.
 pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<Option<i64>> {
-    const SQL: &str = "INSERT INTO sessions (key_digest, userid, created_at, last_seen_at, expires_at, max_expires_at, extra_data)
-                       SELECT $1, u.userid, $3, $3, $4, $5, $6 FROM users u
+    const SQL: &str = "INSERT INTO sessions (key_digest, userid, created_at, last_seen_at, expires_at, max_expires_at, extra_data,
+                                            remember, client_addr, user_agent)
+                       SELECT $1, u.userid, $3, $3, $4, $5, $6, $8, $9, $10 FROM users u
                        WHERE u.userid = $2 AND u.password_hash = $7
                        FOR NO KEY UPDATE
                        RETURNING session_id";
@@ -75,6 +86,9 @@ pub async fn insert(db: &impl GenericClient, s: &NewSession<'_>) -> StoreResult<
                 &s.max_expires_at,
                 &s.extra_data,
                 &s.verified_hash,
+                &s.remember,
+                &s.client_addr,
+                &s.user_agent,
             ],
         )
         .await?;
@@ -88,7 +102,7 @@ pub async fn lookup_many(
     digests: &[KeyDigest],
 ) -> StoreResult<HashMap<KeyDigest, SessionIdentity>> {
     const SQL: &str = "SELECT s.key_digest, s.session_id, s.userid, u.username, u.email, u.admin,
-                              s.created_at, s.expires_at, s.max_expires_at, s.extra_data
+                              s.created_at, s.expires_at, s.max_expires_at, s.extra_data, s.remember
                        FROM sessions s JOIN users u ON u.userid = s.userid
                        WHERE s.key_digest = ANY($1)";
     let stmt = db.prepare_cached(SQL).await?;
@@ -114,6 +128,7 @@ pub async fn lookup_many(
                 expires_at: get(&row, 7)?,
                 max_expires_at: get(&row, 8)?,
                 extra_data: get(&row, 9)?,
+                remember: get(&row, 10)?,
             },
         );
     }
@@ -196,15 +211,20 @@ pub async fn delete_by_digest(
         .transpose()
 }
 
-/// Deletes a session by its public id; returns its key digest when there was one.
+/// Deletes a session by its public id, when `owner` is given only if it is theirs; returns its
+/// key digest when there was one.
 pub async fn delete_by_id(
     db: &impl GenericClient,
     session_id: i64,
+    owner: Option<i64>,
 ) -> StoreResult<Option<KeyDigest>> {
     let stmt = db
-        .prepare_cached("DELETE FROM sessions WHERE session_id = $1 RETURNING key_digest")
+        .prepare_cached(
+            "DELETE FROM sessions WHERE session_id = $1 AND ($2::bigint IS NULL OR userid = $2)
+             RETURNING key_digest",
+        )
         .await?;
-    match db.query_opt(&stmt, &[&session_id]).await? {
+    match db.query_opt(&stmt, &[&session_id, &owner]).await? {
         None => Ok(None),
         Some(row) => {
             let bytes: Vec<u8> = get(&row, 0)?;
@@ -239,7 +259,8 @@ pub async fn list(
     limit: i64,
 ) -> StoreResult<Vec<SessionRow>> {
     let sql = format!(
-        "SELECT s.session_id, s.userid, u.username, s.created_at, s.expires_at, s.last_seen_at, s.extra_data
+        "SELECT s.session_id, s.userid, u.username, s.created_at, s.expires_at, s.last_seen_at, s.extra_data,
+                s.client_addr, s.user_agent, s.remember
          FROM sessions s JOIN users u ON u.userid = s.userid
          WHERE {FILTER} AND s.session_id > $5 ORDER BY s.session_id LIMIT $6"
     );
@@ -261,6 +282,9 @@ pub async fn list(
                 expires_at: get(row, 4)?,
                 last_seen_at: get(row, 5)?,
                 extra_data: get(row, 6)?,
+                client_addr: get(row, 7)?,
+                user_agent: get(row, 8)?,
+                remember: get(row, 9)?,
             })
         })
         .collect()
