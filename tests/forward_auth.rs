@@ -261,10 +261,13 @@ async fn the_login_page_sets_a_hardened_cookie_and_redirects_only_where_allowed(
         "SameSite=Lax",
         "Path=/",
         "Secure",
-        "Max-Age=864000",
     ] {
         assert!(cookie.contains(attr), "{attr} in {cookie}");
     }
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "without \"remember me\" the cookie lasts the browser session: {cookie}"
+    );
     let key = cookie
         .split(';')
         .next()
@@ -604,4 +607,193 @@ async fn the_login_form_refuses_posts_from_other_sites_and_other_sites_cannot_si
         .unwrap();
     assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.check(&key).await.code(), "NOT_FOUND");
+}
+
+/// The `Set-Cookie` value of a response, if any.
+fn set_cookie(r: &support::Reply) -> Option<String> {
+    r.headers
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// The attributes of a `Set-Cookie` value.
+fn attrs(cookie: &str) -> Vec<&str> {
+    cookie.split(';').map(str::trim).collect()
+}
+
+/// Logs in through the login form, remembered or not; returns the `Set-Cookie` value and key.
+async fn form_login(app: &TestApp, user: &str, remember: bool) -> (String, String) {
+    let mut form = vec![("username", user), ("password", "s3cret-pass"), ("rd", "/")];
+    if remember {
+        form.push(("remember", "1"));
+    }
+    let r = app
+        .http
+        .post(format!("{}/login", app.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let key = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("pgusers_session=")
+        .to_string();
+    (cookie, key)
+}
+
+fn seconds_until(at: &serde_json::Value) -> i64 {
+    let at: chrono::DateTime<chrono::Utc> = at.as_str().unwrap().parse().unwrap();
+    (at - chrono::Utc::now()).num_seconds()
+}
+
+#[actix_web::test]
+async fn remember_me_on_the_login_form_sets_a_persistent_cookie_for_the_remember_ttl() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(3600);
+        s.session.remember_ttl = std::time::Duration::from_secs(7 * 86_400);
+    })
+    .await;
+    app.create_user("rita", "s3cret-pass", false).await;
+    let page = app.get("/login", None).await;
+    assert!(
+        page.text.contains("name=\"remember\"") && page.text.contains("Remember me"),
+        "the form has a Remember me box: {}",
+        page.text
+    );
+
+    let (cookie, key) = form_login(&app, "rita", true).await;
+    assert!(
+        attrs(&cookie).contains(&"Max-Age=604800")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "a remembered login keeps its cookie for remember_ttl: {cookie}"
+    );
+    let left = seconds_until(&app.check(&key).await.body["expires_at"]);
+    assert!((7 * 86_400 - 60..=7 * 86_400).contains(&left), "{left}");
+
+    let (cookie, key) = form_login(&app, "rita", false).await;
+    assert!(!cookie.contains("Max-Age"), "{cookie}");
+    let left = seconds_until(&app.check(&key).await.body["expires_at"]);
+    assert!((3600 - 60..=3600).contains(&left), "{left}");
+
+    // A failed remembered login shows the form again with the box still ticked.
+    let r = app
+        .http
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("username", "rita"),
+            ("password", "wrong-pass"),
+            ("remember", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("value=\"1\" checked"), "{html}");
+}
+
+#[actix_web::test]
+async fn a_remembered_api_login_slides_by_the_remember_ttl_whatever_the_api_ttl() {
+    let app = TestApp::start_with(|s| {
+        s.session.ttl = std::time::Duration::from_secs(3600);
+        s.session.remember_ttl = std::time::Duration::from_secs(86_400);
+    })
+    .await;
+    app.create_user("remy", "s3cret-pass", false).await;
+    let login = |remember: serde_json::Value| {
+        app.post(
+            "/v1/login",
+            None,
+            json!({"username": "remy", "password": "s3cret-pass", "remember": remember}),
+        )
+    };
+    let remembered = login(json!(true)).await;
+    assert_eq!(remembered.status, StatusCode::CREATED);
+    assert!(
+        set_cookie(&remembered).is_none(),
+        "the JSON login sets no cookie"
+    );
+    let left = seconds_until(&remembered.body["expires_at"]);
+    assert!((86_400 - 60..=86_400).contains(&left), "{left}");
+    let plain = login(json!(false)).await;
+    let left = seconds_until(&plain.body["expires_at"]);
+    assert!((3600 - 60..=3600).contains(&left), "{left}");
+    assert_eq!(login(json!("yes")).await.code(), "BAD_CALL");
+
+    // The API override of session.ttl applies to the sessions that were not remembered.
+    let r = app
+        .admin(
+            Method::PUT,
+            "/v1/settings/session_ttl",
+            Some(json!({"seconds": 600})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let remembered_key = remembered.body["key"].as_str().unwrap();
+    let plain_key = plain.body["key"].as_str().unwrap();
+    let left = seconds_until(&app.check(remembered_key).await.body["expires_at"]);
+    assert!((86_400 - 60..=86_400).contains(&left), "remembered: {left}");
+    let left = seconds_until(&app.check(plain_key).await.body["expires_at"]);
+    assert!((600 - 60..=600).contains(&left), "not remembered: {left}");
+
+    let mine = app.get("/v1/me/sessions", Some(plain_key)).await;
+    let flags: Vec<bool> = mine.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["remember"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, vec![true, false], "{}", mine.text);
+}
+
+#[actix_web::test]
+async fn forward_auth_reissues_a_remembered_cookie_only_when_the_expiry_moved() {
+    let app = TestApp::start_with(|s| {
+        s.session.remember_ttl = std::time::Duration::from_secs(3600);
+        s.session.refresh_interval = std::time::Duration::from_secs(60);
+    })
+    .await;
+    app.create_user("sam", "s3cret-pass", false).await;
+    let (_, remembered) = form_login(&app, "sam", true).await;
+    let (_, plain) = form_login(&app, "sam", false).await;
+    let with_cookie = |key: &str| vec![("Cookie", format!("pgusers_session={key}"))];
+
+    let r = auth(&app, Method::GET, "/v1/auth", &with_cookie(&remembered)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        set_cookie(&r),
+        None,
+        "the expiry has not moved since the login"
+    );
+
+    app.clock.advance(chrono::Duration::seconds(120));
+    let r = auth(&app, Method::GET, "/v1/auth", &with_cookie(&remembered)).await;
+    let cookie = set_cookie(&r).expect("the slid cookie is re-issued");
+    assert!(
+        cookie.starts_with(&format!("pgusers_session={remembered};"))
+            && attrs(&cookie).contains(&"Max-Age=3600")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let r = auth(&app, Method::GET, "/v1/auth", &with_cookie(&remembered)).await;
+    assert_eq!(set_cookie(&r), None, "not on every request");
+
+    // Not for a browser-session cookie, nor for a key presented as a bearer credential.
+    let r = auth(&app, Method::GET, "/v1/auth", &with_cookie(&plain)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(set_cookie(&r), None);
+    app.clock.advance(chrono::Duration::seconds(120));
+    let bearer = vec![("Authorization", format!("Bearer {remembered}"))];
+    let r = auth(&app, Method::GET, "/v1/auth", &bearer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(set_cookie(&r), None);
 }
