@@ -446,3 +446,166 @@ async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
     drop(browser);
     drop(daemon);
 }
+
+/// Signs `user` in on the login page at `base` (ticking "Remember me" when asked) and waits
+/// for the protected page `rd`.
+async fn sign_in(wd: &WebDriver, base: &str, user: &str, remember: bool, rd: &str) {
+    wd.goto(&format!("{base}/login?rd={rd}")).await;
+    wd.wait_url("the login page", |u| u.path() == "/login")
+        .await;
+    wd.type_into("#username", user).await;
+    wd.type_into("#password", PASSWORD).await;
+    if remember {
+        wd.click("#remember").await;
+    }
+    wd.click("#submit").await;
+    wd.wait_url("the page after login", |u| u.path() == rd)
+        .await;
+}
+
+/// The browser's session cookie as WebDriver describes it (`expiry` only for a persistent one).
+async fn session_cookie(wd: &WebDriver) -> Value {
+    wd.call(reqwest::Method::GET, &format!("/cookie/{COOKIE}"), None)
+        .await["value"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_ends_another_browsers_session_on_the_sessions_page_and_it_is_refused_at_once() {
+    let Some(nginx) = require_tool("browser", "nginx", &["/usr/sbin/nginx"], "nginx") else {
+        return;
+    };
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let daemon = Daemon::start(&[(
+        "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
+        "127.0.0.1/32,::1/128",
+    )])
+    .await;
+    let up = Upstream::start().await;
+    daemon.create_user("alice", PASSWORD, false).await;
+    let proxy = start_proxy(ProxyKind::Nginx, &nginx, daemon.port, up.port).await;
+    let one = open_browser(&chromium, &chromedriver).await;
+    let two = open_browser(&chromium, &chromedriver).await;
+    {
+        let p = &proxy.base;
+        sign_in(&one.wd, p, "alice", false, "/app/page").await;
+        sign_in(&two.wd, p, "alice", false, "/app/page").await;
+
+        // 1. Browser one sees both sessions, itself marked, with the browser's user agent.
+        one.wd.goto(&format!("{p}/sessions")).await;
+        one.wd
+            .wait_url("the sessions page", |u| u.path() == "/sessions")
+            .await;
+        let html = one.wd.source().await;
+        assert_eq!(html.matches("id=\"session-").count(), 2, "{html}");
+        assert_eq!(html.matches("class=\"this-device\"").count(), 1, "{html}");
+        assert!(html.contains("HeadlessChrome"), "the user agent: {html}");
+        one.wd
+            .screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sessions-page.png"))
+            .await;
+        println!("browser: ok   the sessions page lists both browsers, this one marked");
+
+        // 2. It ends the other one.
+        one.wd
+            .click("tr:not(.this-device) button[name=\"end\"]")
+            .await;
+        one.wd
+            .wait_url("the page after ending", |u| u.query() == Some("ended=1"))
+            .await;
+        let html = one.wd.source().await;
+        assert!(html.contains("Ended 1 session."), "{html}");
+        assert_eq!(html.matches("id=\"session-").count(), 1, "{html}");
+
+        // 3. Browser two's very next request is refused: back to the login page.
+        let before = up.requests_to("/app/");
+        two.wd.goto(&format!("{p}/app/page")).await;
+        two.wd
+            .wait_url("the login page for the ended browser", |u| {
+                u.path() == "/login"
+            })
+            .await;
+        assert_eq!(
+            up.requests_to("/app/"),
+            before,
+            "the ended session reached the app"
+        );
+        println!("browser: ok   the other browser's session ended, its next request refused");
+
+        // 4. Browser one is still signed in.
+        one.wd.goto(&format!("{p}/app/page")).await;
+        one.wd
+            .wait_url("the protected page", |u| u.path() == "/app/page")
+            .await;
+        assert_eq!(up.requests_to("/app/"), before + 1);
+    }
+    drop(two);
+    drop(one);
+    drop(proxy);
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_me_gives_the_browser_a_persistent_cookie_that_follows_the_session() {
+    let Some(nginx) = require_tool("browser", "nginx", &["/usr/sbin/nginx"], "nginx") else {
+        return;
+    };
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let daemon = Daemon::start(&[
+        (
+            "PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES",
+            "127.0.0.1/32,::1/128",
+        ),
+        ("PGUSERS_SESSION__REMEMBER_TTL", "3600"),
+        ("PGUSERS_SESSION__REFRESH_INTERVAL", "1s"),
+    ])
+    .await;
+    let up = Upstream::start().await;
+    daemon.create_user("bea", PASSWORD, false).await;
+    let proxy = start_proxy(ProxyKind::Nginx, &nginx, daemon.port, up.port).await;
+    let browser = open_browser(&chromium, &chromedriver).await;
+    let wd = &browser.wd;
+    {
+        let p = &proxy.base;
+        sign_in(wd, p, "bea", false, "/app/page").await;
+        let cookie = session_cookie(wd).await;
+        assert!(
+            cookie["value"].is_string() && cookie.get("expiry").is_none(),
+            "without remember me, a browser-session cookie: {cookie}"
+        );
+        println!("browser: ok   no remember me: a session cookie (no expiry)");
+
+        wd.goto(&format!("{p}/logout")).await;
+        wd.wait_url("the login page after logout", |u| u.path() == "/login")
+            .await;
+        sign_in(wd, p, "bea", true, "/app/page").await;
+        let cookie = session_cookie(wd).await;
+        let expiry = cookie["expiry"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("with remember me, a persistent cookie: {cookie}"));
+        let left = expiry - chrono::Utc::now().timestamp();
+        assert!(
+            (3600 - 120..=3600 + 5).contains(&left),
+            "expires in {left} s"
+        );
+        println!("browser: ok   remember me: a persistent cookie, expiring in {left} s");
+
+        // The session slides; nginx passes the re-issued cookie on, so its expiry moves too.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        wd.goto(&format!("{p}/app/page?again=1")).await;
+        wd.wait_url("the protected page", |u| u.query() == Some("again=1"))
+            .await;
+        let later = session_cookie(wd).await["expiry"].as_i64().unwrap_or(0);
+        assert!(
+            later > expiry,
+            "the cookie's expiry follows the sliding session: {expiry} then {later}"
+        );
+        println!("browser: ok   the persistent cookie's expiry follows the session ({expiry} -> {later})");
+    }
+    drop(browser);
+    drop(proxy);
+    drop(daemon);
+}
