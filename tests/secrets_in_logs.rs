@@ -50,6 +50,51 @@ async fn a_full_run_at_trace_level_logs_no_password_key_or_token() {
     let other = app.login("alice", passwords[0]).await;
     app.check(&key).await;
     app.check("not-a-real-key-but-secret-ish").await;
+    // The sessions page (its form token is derived from the key) and a remembered session
+    // whose cookie forward auth re-issues.
+    let page = app
+        .http
+        .get(format!("{}/sessions", app.base))
+        .header("Cookie", format!("pgusers_session={other}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form_token = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's form token")
+        .to_string();
+    app.http
+        .post(format!("{}/sessions", app.base))
+        .header("Cookie", format!("pgusers_session={other}"))
+        .form(&[("token", form_token.as_str()), ("end", "999999")])
+        .send()
+        .await
+        .unwrap();
+    let remembered = app
+        .post(
+            "/v1/login",
+            None,
+            json!({"username": "alice", "password": passwords[0], "remember": true}),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.clock.advance(chrono::Duration::seconds(120));
+    let reissued = app
+        .http
+        .get(format!("{}/v1/auth", app.base))
+        .header("Cookie", format!("pgusers_session={remembered}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reissued.headers().contains_key("set-cookie"));
     app.http
         .get(format!("{}/v1/auth", app.base))
         .bearer_auth(&key)
@@ -126,6 +171,8 @@ async fn a_full_run_at_trace_level_logs_no_password_key_or_token() {
     for secret in passwords.iter().copied().chain([
         key.as_str(),
         other.as_str(),
+        remembered.as_str(),
+        form_token.as_str(),
         TOKEN,
         "a-wrong-token-that-is-secret",
     ]) {
