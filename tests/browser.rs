@@ -1,7 +1,8 @@
 //! A real browser (headless Chromium driven through chromedriver, W3C WebDriver spoken
 //! directly over HTTP) logs in through nginx with the daemon's login page, sees the
-//! protected page with its identity, logs out and is refused again. Saves a screenshot of
-//! the login page as `docs/login-page.png`.
+//! protected page with its identity, logs out and is refused again; two browsers, one ending
+//! the other's session on `/sessions`; and "Remember me" as the browser keeps the cookie.
+//! Saves screenshots of the login page and the sessions page in `docs/`.
 //!
 //! Needs the Debian packages `chromium`, `chromium-driver` and `nginx`. Without them the
 //! test prints a SKIP line, except under CI (`CI` set), where it fails.

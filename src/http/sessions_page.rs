@@ -2,8 +2,6 @@
 //! (as `/v1/me/sessions` lists them) with a button to end each other one and one to end all
 //! others; its form posts are refused from other sites and without the page's form token.
 
-use std::fmt::Write as _;
-
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -187,23 +185,20 @@ fn render(
         "<p id=\"only-this\">You are signed in on this device only.</p>"
     };
     let message = match ended {
-        Some(n) => {
-            let mut m = String::new();
-            let _ = write!(
-                m,
-                "<p class=\"note\" role=\"status\" id=\"message\">Ended {n} session{}.</p>",
-                if n == 1 { "" } else { "s" }
-            );
-            m
-        }
+        Some(n) => format!(
+            "<p class=\"note\" role=\"status\" id=\"message\">Ended {n} session{}.</p>",
+            if n == 1 { "" } else { "s" }
+        ),
         None => String::new(),
     };
-    PAGE.replace("{{username}}", &escape(visitor.session.username()))
-        .replace("{{token}}", &form_token(visitor.key))
+    // What others wrote (the user agents, the username) goes in last, so that text in it which
+    // looks like a placeholder stays as it is.
+    PAGE.replace("{{token}}", &form_token(visitor.key))
         .replace("{{message}}", &message)
-        .replace("{{rows}}", &body)
         .replace("{{more}}", &more)
         .replace("{{end_others}}", end_others)
+        .replace("{{username}}", &escape(visitor.session.username()))
+        .replace("{{rows}}", &body)
 }
 
 /// `GET /sessions`: the page, or a redirect to the login page without a valid session.
