@@ -299,17 +299,14 @@ impl SessionHandle {
         METRICS.cache(cached.is_some());
         if let Some(entry) = cached {
             if now < entry.expires_at() {
-                let wanted = slide(
-                    now,
-                    self.core.tunables.ttl_for(entry.remember),
-                    entry.max_expires_at(),
-                );
+                let ttl = self.core.tunables.ttl_for(entry.remember);
+                let wanted = slide(now, ttl, entry.max_expires_at());
                 entry.set_expires_at(wanted);
                 if needs_refresh(
                     entry.stored_expires_at(),
                     wanted,
                     self.core.tunables.refresh_interval(),
-                    self.core.tunables.ttl(),
+                    ttl,
                 ) {
                     // Written behind, in a batch, within FLUSH_EVERY: no database work here.
                     entry.set_stored_expires_at(wanted);
@@ -341,18 +338,10 @@ impl SessionHandle {
         if now >= session.expires_at {
             return Err(ApiError::Expired);
         }
-        let wanted = slide(
-            now,
-            self.core.tunables.ttl_for(session.remember),
-            session.max_expires_at,
-        );
+        let ttl = self.core.tunables.ttl_for(session.remember);
+        let wanted = slide(now, ttl, session.max_expires_at);
         let mut stored = session.expires_at;
-        if needs_refresh(
-            stored,
-            wanted,
-            self.core.tunables.refresh_interval(),
-            self.core.tunables.ttl(),
-        ) {
+        if needs_refresh(stored, wanted, self.core.tunables.refresh_interval(), ttl) {
             self.core.refreshes.push(
                 digest,
                 PendingRefresh {
