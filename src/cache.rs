@@ -124,7 +124,8 @@ impl CachedSession {
 
     /// Whether the last check wrote the expiry through: a check that queues a refresh sets
     /// the stored and the true expiry to the same instant, and between writes the true one runs
-    /// ahead. So this holds about once per `session.refresh_interval` of a busy session.
+    /// ahead. So this holds about once per refresh lag (`session.refresh_interval`, or half the
+    /// session's TTL when that is shorter) of a busy session.
     pub fn expiry_just_written(&self) -> bool {
         self.stored_expires_at_ms.load(Ordering::Acquire)
             >= self.expires_at_ms.load(Ordering::Acquire)
