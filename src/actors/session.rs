@@ -573,6 +573,13 @@ impl SessionHandle {
         Ok(store::list(&db, &filter, after, limit).await?)
     }
 
+    /// How many sessions the user has, live or expired but not yet purged.
+    pub async fn count(&self, userid: i64) -> ApiResult<i64> {
+        let db = self.core.db().await?;
+        let (live, expired) = store::count(&db, userid, self.core.clock.now()).await?;
+        Ok(live + expired)
+    }
+
     /// The effective TTL in seconds and where it comes from.
     pub fn ttl(&self) -> (u64, TtlSource) {
         self.core.tunables.ttl_secs()

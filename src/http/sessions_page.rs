@@ -160,6 +160,7 @@ fn row(s: &SessionRow, this: i64, now: DateTime<Utc>) -> String {
 fn render(
     visitor: &Visitor<'_>,
     rows: &[SessionRow],
+    total: i64,
     ended: Option<u64>,
     now: DateTime<Utc>,
 ) -> String {
@@ -169,16 +170,15 @@ fn render(
         body.push_str(&row(r, this, now));
         body.push('\n');
     }
-    let more = if rows.len() > PAGE_LIMIT {
+    let more = if total > rows.len() as i64 {
         format!(
-            "<p class=\"more\" id=\"more\">Showing the first {PAGE_LIMIT} of {} sessions; \
-             \"End all other sessions\" ends them all.</p>",
-            rows.len()
+            "<p class=\"more\" id=\"more\">Showing the first {PAGE_LIMIT} of {total} sessions; \
+             \"End all other sessions\" ends them all.</p>"
         )
     } else {
         String::new()
     };
-    let others = rows.iter().filter(|r| r.session_id != this).count();
+    let others = total - i64::from(rows.iter().any(|r| r.session_id == this));
     let end_others = if others > 0 {
         "<button id=\"end-others\" type=\"submit\" name=\"end\" value=\"others\">End all other sessions</button>"
     } else {
@@ -208,13 +208,15 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(None) => return to_login(),
         Err(()) => return unavailable(),
     };
-    let rows = match state
-        .services
-        .sessions
-        .list(visitor.session.userid, false, None)
-        .await
-    {
-        Ok(rows) => rows,
+    let sessions = &state.services.sessions;
+    let userid = visitor.session.userid;
+    let listed = match sessions.list(userid, false, 0, PAGE_LIMIT as i64).await {
+        Ok(rows) if rows.len() < PAGE_LIMIT => Ok((rows.len() as i64, rows)),
+        Ok(rows) => sessions.count(userid).await.map(|total| (total, rows)),
+        Err(e) => Err(e),
+    };
+    let (total, rows) = match listed {
+        Ok(listed) => listed,
         Err(e) => {
             tracing::warn!(error = %crate::error::cause_chain(&e), "the sessions page could not list sessions");
             return unavailable();
@@ -224,7 +226,10 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .ok()
         .and_then(|q| q.ended);
     let clock = &*state.services.core.clock;
-    let mut response = html_response(StatusCode::OK, render(&visitor, &rows, ended, clock.now()));
+    let mut response = html_response(
+        StatusCode::OK,
+        render(&visitor, &rows, total, ended, clock.now()),
+    );
     if visitor.source == KeySource::Cookie {
         if let Some(c) = cookies::refreshed(
             &state.settings.session,

@@ -45,9 +45,9 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_announce_deletes.sql"),
     },
     Migration {
-        version: 10,
-        name: "0010_session_client",
-        sql: include_str!("../../migrations/0010_session_client.sql"),
+        version: 7,
+        name: "0007_session_client",
+        sql: include_str!("../../migrations/0007_session_client.sql"),
     },
 ];
 
