@@ -26,6 +26,8 @@ pub struct CachedSession {
     pub admin: bool,
     /// A "remember me" session (slides by `session.remember_ttl`, persistent cookie).
     pub remember: bool,
+    /// The user's groups, sorted and joined by commas (as the forward-auth header carries them).
+    pub groups: Box<str>,
     /// The session's extra data, kept as its JSON text (smaller than a parsed value).
     pub extra_data: Option<Box<RawValue>>,
     /// The absolute end of the session in milliseconds since the epoch; 0 when there is none.
@@ -65,6 +67,7 @@ impl CachedSession {
             username_len: u32::try_from(s.username.len()).unwrap_or(u32::MAX),
             admin: s.admin,
             remember: s.remember,
+            groups: s.groups.as_str().into(),
             extra_data: s
                 .extra_data
                 .as_ref()
@@ -339,6 +342,7 @@ mod tests {
             max_expires_at: None,
             extra_data: None,
             remember: false,
+            groups: String::new(),
         }
     }
 

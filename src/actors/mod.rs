@@ -13,7 +13,7 @@ use deadpool_postgres::{Object, Pool};
 
 pub use janitor::JanitorHandle;
 pub use session::{LoginOutcome, NewLogin, SessionHandle};
-pub use user::{NewAccount, PasswordChange, UserHandle};
+pub use user::{GroupChange, NewAccount, PasswordChange, UserHandle};
 
 use crate::cache::SessionCache;
 use crate::clock::SharedClock;

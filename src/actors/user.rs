@@ -1,5 +1,5 @@
 //! `UserActor` performs account mutations and evicts the affected sessions from the cache, so
-//! the very next check sees a rename, an admin change, a password change or a deletion.
+//! the very next check sees a rename, an admin or group change, a password change or a deletion.
 
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use serde_json::Value;
@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{ask, Core, SessionHandle};
 use crate::domain::{validate, KeyDigest};
 use crate::error::{ApiError, ApiResult};
+use crate::store::groups::{self as groups_store, GroupCount};
 use crate::store::sessions::{self as sessions_store, SessionFilter};
 use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
 
@@ -109,6 +110,40 @@ impl Handler<Flag> for UserActor {
             Ok(found)
         })
     }
+}
+
+/// Replaces a user's groups (checked, folded, sorted, deduplicated); answers the groups before,
+/// or `None` when there is no such user.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Vec<String>>, ApiError>")]
+struct SetGroups {
+    userid: i64,
+    groups: Vec<String>,
+}
+
+impl Handler<SetGroups> for UserActor {
+    type Result = ResponseFuture<Result<Option<Vec<String>>, ApiError>>;
+
+    fn handle(&mut self, msg: SetGroups, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let mut db = core.db().await?;
+            let tx = db
+                .transaction()
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            let before = groups_store::replace(&tx, msg.userid, &msg.groups).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            core.cache.evict_user(msg.userid);
+            Ok(before)
+        })
+    }
+}
+
+/// A group change as done: the user's groups before and after.
+pub struct GroupChange {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
 }
 
 /// A password change: by an admin (no old password needed) or by the user (old one checked).
@@ -313,6 +348,52 @@ impl UserHandle {
     pub async fn change_password(&self, change: PasswordChange) -> ApiResult<()> {
         validate::new_password(&change.new_password, self.core.password_policy)?;
         ask(&self.addr, change).await
+    }
+
+    /// A user's groups, sorted.
+    pub async fn groups_of(&self, userid: i64) -> ApiResult<Vec<String>> {
+        let db = self.core.db().await?;
+        Ok(groups_store::of_user(&db, userid).await?)
+    }
+
+    /// Replaces a user's groups with `groups` (names checked and folded; the answer is sorted
+    /// and deduplicated); every cached session of the user is forgotten, here and, through the
+    /// database's trigger, on every other instance.
+    pub async fn set_groups(&self, userid: i64, groups: &[String]) -> ApiResult<GroupChange> {
+        let after = crate::domain::groups::set(groups)?;
+        let before = ask(
+            &self.addr,
+            SetGroups {
+                userid,
+                groups: after.clone(),
+            },
+        )
+        .await?
+        .ok_or_else(ApiError::user_not_found)?;
+        Ok(GroupChange { before, after })
+    }
+
+    /// Every group with its member count.
+    pub async fn list_groups(&self) -> ApiResult<Vec<GroupCount>> {
+        let db = self.core.db().await?;
+        Ok(groups_store::list(&db).await?)
+    }
+
+    /// A page of a group's members (`name` checked and folded); not found when the group has
+    /// no member at all.
+    pub async fn group_members(
+        &self,
+        name: &str,
+        after: i64,
+        limit: i64,
+    ) -> ApiResult<Vec<UserRow>> {
+        let name = crate::domain::groups::name(name)?;
+        let db = self.core.db().await?;
+        let page = groups_store::members(&db, &name, after, limit).await?;
+        if page.is_empty() && !groups_store::exists(&db, &name).await? {
+            return Err(ApiError::NotFound("no such group".into()));
+        }
+        Ok(page)
     }
 
     /// The session handle, for operations that span both (e.g. the caller's own sessions).

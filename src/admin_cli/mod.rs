@@ -10,6 +10,7 @@
 //! - `pgusers user modify USER [--username NEW] [--email NEW] [--extra-data JSON]`
 //! - `pgusers user passwd USER` (ends every session of the user)
 //! - `pgusers user admin USER [--remove]`, `pgusers user delete USER [--yes]`
+//! - `pgusers user groups USER [--set a,b]`, `pgusers groups list`, `pgusers groups members NAME`
 //! - `pgusers sessions list [--expired] [USER | --all]`
 //! - `pgusers sessions kill [--expired] (USER | --all)`
 //! - `pgusers settings session-ttl [DURATION | --reset]`
@@ -31,7 +32,8 @@
 //! never applied here: a schema that is not current is refused (run `pgusers migrate`).
 //!
 //! Output is an aligned table or a sentence, or with `--json` the API's objects: a user object for
-//! `user info`, `add`, `modify` and `admin`, `{"users": [...]}` for `user list`, `{"sessions": [...]}`
+//! `user info`, `add`, `modify` and `admin`, `{"users": [...]}` for `user list` and `groups members`, `{"userid", "username", "groups"}` for
+//! `user groups`, `{"groups": [{"name", "members"}]}` for `groups list`, `{"sessions": [...]}`
 //! for `sessions list`, `{"killed": N}` for `sessions kill`, the `session_ttl` object of
 //! `GET /v1/settings` for `settings session-ttl` (never a password hash, never a session key). Errors go to standard error. Running daemons see the changes on
 //! their next check: the database's triggers notify them.
@@ -48,6 +50,7 @@
 
 mod audit;
 mod connect;
+mod groups;
 mod import;
 mod output;
 mod prompt;
@@ -68,7 +71,7 @@ use crate::store::StoreError;
 /// The admin subcommands, flattened into the top-level command line.
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
-    /// Manage users: add, list, info, modify, passwd, admin, unlock, delete.
+    /// Manage users: add, list, info, modify, passwd, admin, groups, unlock, delete.
     User {
         #[command(subcommand)]
         cmd: users::UserCommand,
@@ -79,6 +82,13 @@ pub enum AdminCommand {
     Sessions {
         #[command(subcommand)]
         cmd: sessions::SessionsCommand,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// List groups and their members.
+    Groups {
+        #[command(subcommand)]
+        cmd: groups::GroupsCommand,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -123,6 +133,7 @@ pub struct OutputArgs {
 enum Job {
     User(users::UserCommand),
     Sessions(sessions::SessionsCommand),
+    Groups(groups::GroupsCommand),
     Audit(audit::AuditCommand),
     Settings(settings::SettingsCommand),
     Import(import::ImportArgs),
@@ -133,6 +144,7 @@ impl AdminCommand {
         match self {
             Self::User { cmd, out } => (Job::User(cmd), out),
             Self::Sessions { cmd, out } => (Job::Sessions(cmd), out),
+            Self::Groups { cmd, out } => (Job::Groups(cmd), out),
             Self::Audit { cmd, out } => (Job::Audit(cmd), out),
             Self::Settings { cmd, out } => (Job::Settings(cmd), out),
             Self::Import { args, out } => (Job::Import(args), out),
@@ -149,6 +161,7 @@ pub async fn run(cmd: AdminCommand, settings: Settings) -> ExitCode {
     let result = match job {
         Job::User(cmd) => users::run(cmd, &settings, json).await,
         Job::Sessions(cmd) => sessions::run(cmd, &settings, json).await,
+        Job::Groups(cmd) => groups::run(cmd, &settings, json).await,
         Job::Audit(cmd) => audit::run(cmd, &settings, json).await,
         Job::Settings(cmd) => settings::run(cmd, &settings, json).await,
         Job::Import(args) => import::run(args, &settings, json).await,

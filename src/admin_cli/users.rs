@@ -1,4 +1,4 @@
-//! `pgusers user …`: add, list, info, modify, passwd, admin, unlock, delete.
+//! `pgusers user …`: add, list, info, modify, passwd, admin, groups, unlock, delete.
 
 use clap::Subcommand;
 use serde::Serialize;
@@ -74,6 +74,15 @@ pub enum UserCommand {
         #[arg(short, long)]
         remove: bool,
     },
+    /// Show the user's groups, or replace them with --set (comma-separated; '' clears them).
+    Groups {
+        /// Username, email, or #USERID.
+        #[arg(value_name = "USER")]
+        user: String,
+        /// The new set of groups, e.g. `billing,ops`.
+        #[arg(long, value_name = "GROUPS")]
+        set: Option<String>,
+    },
     /// Lift a brute-force lock of the user's account.
     Unlock {
         /// Username, email, or #USERID.
@@ -118,6 +127,10 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
         }
         UserCommand::Admin { user, remove } => {
             set_admin(&connect::open(settings).await?, &user, !remove, json).await
+        }
+        UserCommand::Groups { user, set } => {
+            let set = set.as_deref().map(super::groups::parse_set).transpose()?;
+            super::groups::of_user(connect::open(settings).await?, &user, set, settings, json).await
         }
         UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user, json).await,
         UserCommand::Delete { user, yes } => {

@@ -240,6 +240,10 @@ pub const KEYS: &[KeyDef] = &[
         "response header carrying true/false for admin",
     ),
     key(
+        "forward_auth.header_groups",
+        "response header carrying the user's groups, sorted, comma-separated",
+    ),
+    key(
         "forward_auth.login_url",
         "login page URL announced in X-Login-Url on 401",
     ),
@@ -488,6 +492,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         }
         "forward_auth.header_email" => s.forward_auth.header_email = header_name(raw.string()?)?,
         "forward_auth.header_admin" => s.forward_auth.header_admin = header_name(raw.string()?)?,
+        "forward_auth.header_groups" => s.forward_auth.header_groups = header_name(raw.string()?)?,
         "forward_auth.login_url" => {
             s.forward_auth.login_url = match raw.opt_string()? {
                 None => None,

@@ -267,6 +267,7 @@ pub struct ForwardAuthSettings {
     pub header_user_id: String,
     pub header_email: String,
     pub header_admin: String,
+    pub header_groups: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_url: Option<String>,
     /// Answer browsers (requests accepting `text/html`) without a valid session with a 302 to
@@ -425,6 +426,7 @@ impl Default for Settings {
                 header_user_id: "X-User-Id".into(),
                 header_email: "X-User-Email".into(),
                 header_admin: "X-User-Admin".into(),
+                header_groups: "X-User-Groups".into(),
                 login_url: None,
                 redirect_browsers: false,
                 trusted_proxies: vec![

@@ -1,6 +1,8 @@
-//! Pure types and rules: usernames, emails, passwords, session keys and expiry arithmetic.
+//! Pure types and rules: usernames, emails, passwords, group names, session keys and expiry
+//! arithmetic.
 
 pub mod expiry;
+pub mod groups;
 pub mod keys;
 pub mod validate;
 

@@ -1,6 +1,7 @@
-//! Forward auth for reverse proxies (`/v1/auth`, `/v1/auth/admin`): the per-request answer to
-//! "is this session valid, and who is it?", with the identity in response headers, and the
-//! way a request without a valid session is sent to the login page.
+//! Forward auth for reverse proxies (`/v1/auth`, `/v1/auth/admin`, each with optional
+//! `?group=` requirements): the per-request answer to "is this session valid, may it pass, and
+//! who is it?", with the identity in response headers, and the way a request without a valid
+//! session is sent to the login page.
 
 use std::net::IpAddr;
 
@@ -11,6 +12,7 @@ use super::cookies;
 use super::credentials::{session_key, KeySource};
 use super::login_page::safe_redirect;
 use super::AppState;
+use crate::domain::groups;
 use crate::error::ApiError;
 
 pub async fn any_user(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -25,7 +27,28 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The groups named by `?group=` (repeatable; any one of them admits), folded to lower case;
+/// other parameters are ignored (the contract reads only `group`). A name that cannot be a
+/// group is a mistake in the proxy's configuration: 400, never silently a group nobody is in.
+fn wanted_groups(req: &HttpRequest) -> Result<Vec<String>, ApiError> {
+    let query = req.query_string();
+    if query.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_call(format!("query string: {e}")))?;
+    pairs
+        .into_iter()
+        .filter(|(key, _)| key == "group")
+        .map(|(_, value)| Ok(groups::name(&value)?))
+        .collect()
+}
+
 async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> HttpResponse {
+    let wanted = match wanted_groups(req) {
+        Ok(wanted) => wanted,
+        Err(e) => return e.error_response(),
+    };
     let Some((key, source)) = session_key(req, &state.settings.session.cookie_name) else {
         return unauthorized(req, state, ApiError::Unauthenticated);
     };
@@ -39,6 +62,10 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
     if need_admin && !session.admin {
         return ApiError::Forbidden("this resource needs an administrator".into()).error_response();
     }
+    if !wanted.is_empty() && !groups::any_of(&session.groups, &wanted) {
+        return ApiError::Forbidden("this resource needs membership of another group".into())
+            .error_response();
+    }
     let h = &state.identity_headers;
     let mut response = HttpResponse::Ok();
     response
@@ -49,6 +76,7 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
             h.admin.clone(),
             HeaderValue::from_static(if session.admin { "true" } else { "false" }),
         ))
+        .insert_header((h.groups.clone(), header_value(&session.groups)))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     // A remembered session's persistent cookie follows its sliding expiry: re-issued when this
     // check wrote the expiry through (the proxy passes it on to the browser).

@@ -12,10 +12,23 @@ use super::AppState;
 use crate::actors::PasswordChange;
 use crate::error::ApiResult;
 
+/// The user object of the session's holder, with the user's groups (sorted).
+#[derive(serde::Serialize)]
+struct MeView {
+    #[serde(flatten)]
+    user: UserView,
+    groups: Vec<String>,
+}
+
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let me = require_session(&req, &state).await?;
-    let user = state.services.users.find_by_id(me.session.userid).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    let users = &state.services.users;
+    let user = users.find_by_id(me.session.userid).await?;
+    let groups = users.groups_of(me.session.userid).await?;
+    Ok(HttpResponse::Ok().json(MeView {
+        user: UserView::from(user),
+        groups,
+    }))
 }
 
 pub async fn change_password(

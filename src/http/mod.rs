@@ -6,6 +6,7 @@ mod client;
 mod cookies;
 mod credentials;
 mod forward_auth;
+mod groups;
 mod health;
 mod login_page;
 mod me;
@@ -50,13 +51,14 @@ pub struct IdentityHeaders {
     pub user_id: HeaderName,
     pub email: HeaderName,
     pub admin: HeaderName,
+    pub groups: HeaderName,
 }
 
 impl IdentityHeaders {
     pub fn from_settings(settings: &Settings) -> Result<Self, String> {
         let f = &settings.forward_auth;
         // Validated, then kept as a static name: cloning it into every forward-auth answer is
-        // then a copy, not a reference count shared by the workers. Four short strings, leaked
+        // then a copy, not a reference count shared by the workers. Five short strings, leaked
         // once per start (the names are not reloaded).
         let parse = |name: &str| {
             let valid = HeaderName::try_from(name)
@@ -69,6 +71,7 @@ impl IdentityHeaders {
             user_id: parse(&f.header_user_id)?,
             email: parse(&f.header_email)?,
             admin: parse(&f.header_admin)?,
+            groups: parse(&f.header_groups)?,
         })
     }
 }
@@ -133,6 +136,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(users::get_admin))
                 .route(web::put().to(users::set_admin)),
         )
+        .service(
+            resource("/v1/users/{userid}/groups")
+                .route(web::get().to(groups::of_user))
+                .route(web::put().to(groups::set_of_user)),
+        )
+        .service(resource("/v1/groups").route(web::get().to(groups::list)))
+        .service(resource("/v1/groups/{name}").route(web::get().to(groups::members)))
         .service(resource("/v1/users/{userid}/lock").route(web::delete().to(audit::unlock)))
         .service(resource("/v1/audit").route(web::get().to(audit::list)))
         .service(resource("/v1/login").route(web::post().to(sessions::login)))

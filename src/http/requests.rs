@@ -106,3 +106,9 @@ pub struct MePasswordRequest {
     pub old_password: String,
     pub new_password: String,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserGroupsRequest {
+    pub groups: Vec<String>,
+}

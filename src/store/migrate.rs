@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_session_client",
         sql: include_str!("../../migrations/0007_session_client.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_groups",
+        sql: include_str!("../../migrations/0008_groups.sql"),
+    },
 ];
 
 /// The tables and functions of the layout before version 5, when they lived in `public`.

@@ -1,5 +1,6 @@
 //! PostgreSQL access: the connection pool, error classification, and the SQL of each table.
 
+pub mod groups;
 pub mod migrate;
 pub mod security;
 pub mod sessions;

@@ -24,6 +24,8 @@ pub struct SessionIdentity {
     pub extra_data: Option<Value>,
     /// A "remember me" session: it slides by `session.remember_ttl`.
     pub remember: bool,
+    /// The user's groups, sorted and joined by commas (empty when none).
+    pub groups: String,
 }
 
 /// A session as listed to administrators and to its owner.
@@ -102,7 +104,9 @@ pub async fn lookup_many(
     digests: &[KeyDigest],
 ) -> StoreResult<HashMap<KeyDigest, SessionIdentity>> {
     const SQL: &str = "SELECT s.key_digest, s.session_id, s.userid, u.username, u.email, u.admin,
-                              s.created_at, s.expires_at, s.max_expires_at, s.extra_data, s.remember
+                              s.created_at, s.expires_at, s.max_expires_at, s.extra_data, s.remember,
+                              (SELECT string_agg(g.name, ',' ORDER BY g.name)
+                               FROM user_groups g WHERE g.userid = s.userid)
                        FROM sessions s JOIN users u ON u.userid = s.userid
                        WHERE s.key_digest = ANY($1)";
     let stmt = db.prepare_cached(SQL).await?;
@@ -129,6 +133,7 @@ pub async fn lookup_many(
                 max_expires_at: get(&row, 8)?,
                 extra_data: get(&row, 9)?,
                 remember: get(&row, 10)?,
+                groups: get::<Option<String>>(&row, 11)?.unwrap_or_default(),
             },
         );
     }

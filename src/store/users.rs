@@ -19,8 +19,11 @@ pub struct UserRow {
 }
 
 const COLUMNS: &str = "userid, username, email, admin, extra_data, created_at, password_hash";
+/// `COLUMNS` of a query where the users table is `u`.
+pub(super) const COLUMNS_OF_U: &str =
+    "u.userid, u.username, u.email, u.admin, u.extra_data, u.created_at, u.password_hash";
 
-fn from_row(row: &Row) -> StoreResult<UserRow> {
+pub(super) fn from_row(row: &Row) -> StoreResult<UserRow> {
     Ok(UserRow {
         userid: row.try_get(0).map_err(StoreError::Db)?,
         username: row.try_get(1).map_err(StoreError::Db)?,
