@@ -691,7 +691,7 @@ async fn bad_configuration_exits_2_and_an_unreachable_database_exits_3() {
 
     let cli = Cli::for_db(&db.config);
     let out = cli
-        .run(&["--set", "no.such_key=1", "user", "list"], None)
+        .run(&["--replace", "no.such_key=1", "user", "list"], None)
         .await;
     assert_eq!(out.code, 2, "{out:?}");
     let out = cli
@@ -1315,4 +1315,110 @@ async fn the_usermgr_command_names_work_with_the_librarys_arguments() {
     );
     assert_eq!(cli.run(&["delete", "frank", "--yes"], None).await.code, 0);
     assert_eq!(cli.run(&["info", "frank"], None).await.code, 1);
+}
+
+#[actix_web::test]
+async fn groups_are_set_shown_listed_and_audited_here_and_the_running_daemon_sees_them() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let id = app.create_user("alice", "s3cret-pass", false).await;
+    app.create_user("bob", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
+    let auth_ops = || async {
+        app.http
+            .get(format!("{}/v1/auth?group=ops", app.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(auth_ops().await, StatusCode::FORBIDDEN);
+
+    let cli = Cli::for_db(&app.db.config);
+    let out = cli
+        .run(
+            &["user", "groups", "alice", "--replace", "ops,Billing,ops"],
+            None,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "alice: billing,ops\n");
+    assert!(
+        within_a_second(|| async { auth_ops().await == StatusCode::OK }).await,
+        "the daemon still refused the new member"
+    );
+    cli.run(&["user", "groups", "bob", "--replace", "ops"], None)
+        .await;
+
+    let shown = json_of(&cli.run(&["user", "groups", "#1", "--json"], None).await);
+    assert_eq!(
+        shown,
+        json!({"userid": id, "username": "alice", "groups": ["billing", "ops"]})
+    );
+    let listed = json_of(&cli.run(&["groups", "list", "--json"], None).await);
+    assert_eq!(
+        listed,
+        json!({"groups": [{"name": "billing", "members": 1}, {"name": "ops", "members": 2}]})
+    );
+    let table = cli.run(&["groups", "list"], None).await;
+    assert_eq!(table.stdout, "GROUP    MEMBERS\nbilling  1\nops      2\n");
+    let members = json_of(&cli.run(&["groups", "members", "OPS", "--json"], None).await);
+    let names: Vec<&str> = members["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    let r = app
+        .admin(Method::GET, &format!("/v1/audit?userid={id}"), None)
+        .await;
+    let change = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "groups_changed")
+        .cloned()
+        .unwrap_or_else(|| panic!("no groups_changed event: {}", r.text));
+    assert_eq!(change["detail"]["added"], json!(["billing", "ops"]));
+    assert_eq!(change["detail"]["by"], "cli");
+
+    let cleared = cli
+        .run(&["user", "groups", "alice", "--replace", ""], None)
+        .await;
+    assert_eq!(cleared.stdout, "alice: (none)\n");
+    assert!(within_a_second(|| async { auth_ops().await == StatusCode::FORBIDDEN }).await);
+}
+
+#[actix_web::test]
+async fn bad_group_names_exit_2_and_unknown_users_and_groups_exit_1_changing_nothing() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let cli = Cli::for_db(&app.db.config);
+    cli.run(&["user", "groups", "alice", "--replace", "ops"], None)
+        .await;
+    for bad in ["has space", "a/b", &"x".repeat(65)] {
+        let out = cli
+            .run(&["user", "groups", "alice", "--replace", bad], None)
+            .await;
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(out.stderr.contains("group names"), "{out:?}");
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("g{i}")).collect();
+    let out = cli
+        .run(
+            &["user", "groups", "alice", "--replace", &many.join(",")],
+            None,
+        )
+        .await;
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = cli
+        .run(&["user", "groups", "nobody", "--replace", "ops"], None)
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let out = cli.run(&["groups", "members", "nope"], None).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let out = cli.run(&["user", "groups", "alice"], None).await;
+    assert_eq!(out.stdout, "alice: ops\n", "nothing changed");
 }

@@ -1,4 +1,4 @@
-//! `pgusers user groups USER [--set a,b]` and `pgusers groups list|members`: group memberships
+//! `pgusers user groups USER [--replace a,b]` and `pgusers groups list|members`: group memberships
 //! from the command line, checked, stored and audited as `PUT /v1/users/{userid}/groups` does.
 
 use clap::Subcommand;
@@ -34,7 +34,7 @@ pub(super) async fn run(cmd: GroupsCommand, settings: &Settings, json: bool) -> 
     }
 }
 
-/// `--set` as given: names separated by commas (an empty value clears every group).
+/// `--replace` as given: names separated by commas (an empty value clears every group).
 pub(super) fn parse_set(text: &str) -> Result<Vec<String>, Failure> {
     let names: Vec<&str> = text
         .split(',')
@@ -44,7 +44,7 @@ pub(super) fn parse_set(text: &str) -> Result<Vec<String>, Failure> {
     Ok(crate::domain::groups::set(&names)?)
 }
 
-/// `pgusers user groups USER [--set a,b]`: shows the user's groups, or replaces them.
+/// `pgusers user groups USER [--replace a,b]`: shows the user's groups, or replaces them.
 pub(super) async fn of_user(
     mut db: Database,
     spec: &str,

@@ -10,7 +10,7 @@
 //! - `pgusers user modify USER [--username NEW] [--email NEW] [--extra-data JSON]`
 //! - `pgusers user passwd USER` (ends every session of the user)
 //! - `pgusers user admin USER [--remove]`, `pgusers user delete USER [--yes]`
-//! - `pgusers user groups USER [--set a,b]`, `pgusers groups list`, `pgusers groups members NAME`
+//! - `pgusers user groups USER [--replace a,b]`, `pgusers groups list`, `pgusers groups members NAME`
 //! - `pgusers sessions list [--expired] [USER | --all]`
 //! - `pgusers sessions kill [--expired] (USER | --all)`
 //! - `pgusers settings session-ttl [DURATION | --reset]`

@@ -74,14 +74,14 @@ pub enum UserCommand {
         #[arg(short, long)]
         remove: bool,
     },
-    /// Show the user's groups, or replace them with --set (comma-separated; '' clears them).
+    /// Show the user's groups, or replace them with --replace (comma-separated; '' clears them).
     Groups {
         /// Username, email, or #USERID.
         #[arg(value_name = "USER")]
         user: String,
         /// The new set of groups, e.g. `billing,ops`.
         #[arg(long, value_name = "GROUPS")]
-        set: Option<String>,
+        replace: Option<String>,
     },
     /// Lift a brute-force lock of the user's account.
     Unlock {
@@ -128,8 +128,11 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
         UserCommand::Admin { user, remove } => {
             set_admin(&connect::open(settings).await?, &user, !remove, json).await
         }
-        UserCommand::Groups { user, set } => {
-            let set = set.as_deref().map(super::groups::parse_set).transpose()?;
+        UserCommand::Groups { user, replace } => {
+            let set = replace
+                .as_deref()
+                .map(super::groups::parse_set)
+                .transpose()?;
             super::groups::of_user(connect::open(settings).await?, &user, set, settings, json).await
         }
         UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user, json).await,
