@@ -1,7 +1,8 @@
 //! The reverse-proxy examples in `examples/` (nginx, Caddy, HAProxy, Traefik) run for real in
 //! front of the real daemon and an echoing upstream: only authenticated requests reach the
-//! application, with the daemon's identity and never a client-forged one, browsers without a
-//! session are sent to the login page, and the proxies fail closed when the daemon is gone.
+//! application, with the daemon's identity and never a client-forged one, a location that needs
+//! a group admits its members only, browsers without a session are sent to the login page, and
+//! the proxies fail closed when the daemon is gone.
 //!
 //! A proxy binary that is not installed is skipped with a SKIP line, except under CI
 //! (`CI` set), where it is a failure. CI installs them: `apt-get install nginx caddy haproxy`,
@@ -77,6 +78,10 @@ async fn send(
     }
 }
 
+fn bad_key() -> &'static str {
+    "AAAAbadbadbadbadbadbadbadbadbadbadbadbadbad"
+}
+
 fn cookie(key: &str) -> String {
     format!("{COOKIE}={key}")
 }
@@ -85,7 +90,11 @@ fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
-/// The identity the upstream saw: each of the four headers exactly once, as expected.
+/// The groups each test user is given (alice: `billing,ops`; the others none).
+const ALICE_GROUPS: &[&str] = &["ops", "billing"];
+
+/// The identity the upstream saw: each of the four headers exactly once, as expected, and the
+/// user's groups (an empty value may arrive as no header, never as a client's forgery).
 fn assert_identity(ctx: &str, a: &Answer, user: &str, id: i64, admin: bool) {
     assert_eq!(
         a.status, 200,
@@ -118,6 +127,12 @@ fn assert_identity(ctx: &str, a: &Answer, user: &str, id: i64, admin: bool) {
         if admin { "true" } else { "false" },
         "{ctx}: X-User-Admin: {seen}"
     );
+    let groups = match h["x-user-groups"].as_array() {
+        None => String::new(),
+        Some(_) => one("x-user-groups"),
+    };
+    let expected = if user == "alice" { "billing,ops" } else { "" };
+    assert_eq!(groups, expected, "{ctx}: X-User-Groups: {seen}");
 }
 
 /// Refused: not a 2xx, and the upstream saw nothing.
@@ -305,6 +320,7 @@ async fn check_proxy(
         ("X-User-Id", "1"),
         ("X-User-Email", "root@example.com"),
         ("X-User-Admin", "true"),
+        ("X-User-Groups", "ops,root"),
         ("x-user", "mallory"),
     ];
     let ck = cookie(&key);
@@ -335,6 +351,20 @@ async fn check_proxy(
     assert_refused(&format!("{name} forged only"), &a, up, before);
     let a = get(&c, &format!("{p}/admin/forged"), &h).await;
     assert_refused(&format!("{name} forged only, admin"), &a, up, before);
+    let a = get(&c, &format!("{p}/ops/forged"), &h).await;
+    assert_refused(&format!("{name} forged only, group"), &a, up, before);
+    // A forged X-User-Groups does not make a non-member one.
+    let carol_key = daemon.login("carol", PASSWORD).await;
+    let carol_cookie = cookie(&carol_key);
+    let mut h = forged.clone();
+    h.push(("Cookie", &carol_cookie));
+    let a = get(&c, &format!("{p}/ops/forged"), &h).await;
+    assert_refused(&format!("{name} forged groups, group"), &a, up, before);
+    assert_eq!(
+        a.status, 403,
+        "{name}: a non-member with forged X-User-Groups on /ops/"
+    );
+    daemon.logout(&carol_key).await;
     println!("{name}: ok   forged X-User* headers never reach the upstream");
 
     // Missing credential: browsers are sent to the login page with the original URL.
@@ -354,7 +384,7 @@ async fn check_proxy(
     );
 
     // Bad keys: as a cookie (browser) and as a bearer (API client).
-    let bad = "AAAAbadbadbadbadbadbadbadbadbadbadbadbadbad";
+    let bad = bad_key();
     let before = up.requests();
     let a = get(
         &c,
@@ -433,6 +463,49 @@ async fn check_proxy(
         true,
     );
     println!("{name}: ok   admin area: 403 for a user, passes for an admin");
+
+    // The group area (`/v1/auth?group=ops`): 403 for a non-member, the identity with the
+    // groups for a member, 401 (or the login page) without a session.
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/ops/x"), &[("Cookie", &cookie(&root_key))]).await;
+    assert_refused(&format!("{name} group area as root"), &a, up, before);
+    assert_eq!(
+        a.status, 403,
+        "{name}: group area as a non-member: {} {}",
+        a.status, a.body
+    );
+    for h in [("Cookie", cookie(&key)), ("Authorization", bearer(&key))] {
+        let a = get(&c, &format!("{p}/ops/x?y=1"), &[(h.0, h.1.as_str())]).await;
+        assert_identity(
+            &format!("{name} group area as alice ({})", h.0),
+            &a,
+            "alice",
+            users.alice,
+            false,
+        );
+        assert_eq!(
+            a.json()["path"],
+            "/ops/x?y=1",
+            "{name}: path at the upstream"
+        );
+    }
+    let before = up.requests();
+    let a = get(&c, &format!("{p}/ops/x"), &[("Accept", "text/html")]).await;
+    assert_login_redirect(
+        &format!("{name} group area, no credential"),
+        &a,
+        up,
+        before,
+        "/ops/x",
+    );
+    let a = get(
+        &c,
+        &format!("{p}/ops/x"),
+        &[("Authorization", &bearer(bad_key()))],
+    )
+    .await;
+    assert_api_refused(&format!("{name} group area, bad bearer"), &a, up, before);
+    println!("{name}: ok   group area: 403 for a non-member, passes for a member");
 
     // The browser flow through the proxy: login form -> cookie -> page -> logout.
     let before = up.requests();
@@ -687,6 +760,7 @@ async fn proxy_examples_enforce_forward_auth() {
         root: daemon.create_user("root", PASSWORD, true).await,
         carol: daemon.create_user("carol", PASSWORD, false).await,
     };
+    daemon.set_groups(users.alice, ALICE_GROUPS).await;
 
     // A key left unused for longer than the TTL is expired for every proxy below; a key
     // made at the same time but used through the first proxy every 2 s stays valid, as
@@ -854,6 +928,7 @@ async fn the_traefik_example_enforces_forward_auth_and_sends_browsers_to_the_log
         root: daemon.create_user("root", PASSWORD, true).await,
         carol: daemon.create_user("carol", PASSWORD, false).await,
     };
+    daemon.set_groups(users.alice, ALICE_GROUPS).await;
     let expired_key = daemon.login("alice", PASSWORD).await;
     let expired_from = Instant::now();
     let mut proxy = start_proxy_on(ProxyKind::Traefik, &bin, daemon.port, up.port, port).await;

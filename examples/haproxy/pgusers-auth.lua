@@ -18,6 +18,7 @@
 --   txn.pgusers_user_id     X-User-Id     (only on 200)
 --   txn.pgusers_user_email  X-User-Email  (only on 200)
 --   txn.pgusers_user_admin  X-User-Admin  (only on 200)
+--   txn.pgusers_user_groups X-User-Groups (only on 200; empty when the user has no group)
 --   txn.pgusers_login_url   X-Login-Url of a 401, when the daemon has a login_url configured
 --
 -- It never touches the request headers itself: the configuration deletes client-sent
@@ -30,6 +31,8 @@ local IDENTITY = {
     { header = "x-user-id",    var = "txn.pgusers_user_id" },
     { header = "x-user-email", var = "txn.pgusers_user_email" },
     { header = "x-user-admin", var = "txn.pgusers_user_admin" },
+    -- An empty value may arrive as no header at all: it is optional.
+    { header = "x-user-groups", var = "txn.pgusers_user_groups", optional = true },
 }
 
 -- Header tables from HAProxy map a lower-case name to a list of values; depending on the
@@ -93,8 +96,9 @@ core.register_action("pgusers-auth", { "http-req" }, function(txn, url)
     if status == 200 then
         for _, id in ipairs(IDENTITY) do
             local v = first(headers, id.header)
+            if v == nil and id.optional then v = "" end
             if v == nil then
-                -- The contract says all four are always present; refuse if one is missing.
+                -- The contract says they are always present; refuse if one is missing.
                 status = 503
                 break
             end

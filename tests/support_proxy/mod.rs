@@ -383,6 +383,21 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no userid in {body}"))
     }
 
+    /// `PUT /v1/users/{userid}/groups` with the API token.
+    pub async fn set_groups(&self, userid: i64, groups: &[&str]) {
+        let r = self
+            .client
+            .put(format!("{}/v1/users/{userid}/groups", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({ "groups": groups }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(status, 204, "PUT /v1/users/{userid}/groups: {body}");
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let r = self
             .client
