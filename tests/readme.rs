@@ -255,6 +255,8 @@ fn the_operators_command_line_session_runs_as_written_beside_an_embedded_daemon(
         r#""username": "alice""#,
         "email alice@example.com",
         "is now an administrator",
+        "alice: billing,ops",
+        "ops      1",
         "session TTL is now 43200 s",
         "killed 1 session(s)",
         "deleted user 'alice'",
