@@ -69,6 +69,7 @@ def wrk_row(name, rec):
 LABELS = {
     "healthz": "1. GET /healthz",
     "auth_cached": "2. GET /v1/auth, cached keys",
+    "auth_group_cached": "2g. GET /v1/auth?group=ops, cached",
     "auth_uncached_first": "3a. /v1/auth uncached, expiry write due",
     "auth_uncached": "3. GET /v1/auth, uncached keys",
     "check_uncached": "3b. POST /v1/sessions/check, uncached",
@@ -83,7 +84,7 @@ LABELS = {
     "flood_login": "6c. the login flood itself",
     "pgbench_S": "7. pgbench -S -M prepared",
 }
-ORDER = ["healthz", "auth_cached", "auth_uncached_first", "auth_uncached", "check_uncached", "check_cached",
+ORDER = ["healthz", "auth_cached", "auth_group_cached", "auth_uncached_first", "auth_uncached", "check_uncached", "check_cached",
          "auth_cached_defaults", "check_cached_defaults", "login_single", "login", "create_user",
          "flood_check_alone", "flood_check", "flood_login", "pgbench_S"]
 
@@ -156,6 +157,7 @@ def build(records, meta):
 
     ratio("cached auth / healthz", "auth_cached", "healthz", 0.85)
     bound("cached auth p99 (ms)", "auth_cached", "p99_ms", 5.0)
+    ratio("cached auth with a group check / without", "auth_group_cached", "auth_cached", 0.95)
     ratio("cached check / healthz (no target)", "check_cached", "healthz", None)
     ratio("cached auth, default settings / healthz", "auth_cached_defaults", "healthz", 0.85)
     ratio("uncached auth / pgbench -S", "auth_uncached", "pgbench_S", 0.5)
