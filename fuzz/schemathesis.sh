@@ -161,8 +161,12 @@ curl -sf -X POST "$BASE/v1/users" -H "Authorization: Bearer $TOKEN" -H 'Content-
     -d "{\"username\":\"$FUZZ_USER\",\"password\":\"$FUZZ_PASSWORD\",\"email\":\"fuzz-admin@example.com\",\"admin\":true}" >/dev/null
 FUZZ_KEY="$(curl -sf -X POST "$BASE/v1/login" -H 'Content-Type: application/json' \
     -d "{\"username\":\"$FUZZ_USER\",\"password\":\"$FUZZ_PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
-curl -sf -o /dev/null -X POST "$BASE/v1/users" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"username":"fuzz-user","password":"fuzz-user-password","email":"fuzz-user@example.com","extra_data":{"k":[1,"x"]}}'
+FUZZ_USER_ID="$(curl -sf -X POST "$BASE/v1/users" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"username":"fuzz-user","password":"fuzz-user-password","email":"fuzz-user@example.com","extra_data":{"k":[1,"x"]}}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["userid"])')"
+# A group with a member, so that /v1/groups/{name} (whose example is "ops") reaches a real group.
+curl -sf -o /dev/null -X PUT "$BASE/v1/users/$FUZZ_USER_ID/groups" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -d '{"groups":["ops","billing"]}'
 
 # --- auth hooks: API token for administrator calls, a live session key for session-holder calls
 mkdir -p "$TMP/hooks"
