@@ -11,9 +11,9 @@ pub struct GroupCount {
     pub members: i64,
 }
 
-/// A user's groups, sorted by name.
+/// A user's groups, sorted by name (byte order, whatever the database's collation).
 pub async fn of_user(db: &impl GenericClient, userid: i64) -> StoreResult<Vec<String>> {
-    const SQL: &str = "SELECT name FROM user_groups WHERE userid = $1 ORDER BY name";
+    const SQL: &str = "SELECT name FROM user_groups WHERE userid = $1 ORDER BY name COLLATE \"C\"";
     let stmt = db.prepare_cached(SQL).await?;
     db.query(&stmt, &[&userid])
         .await?
@@ -49,7 +49,8 @@ pub async fn replace(
 
 /// Every group with its member count, by name.
 pub async fn list(db: &impl GenericClient) -> StoreResult<Vec<GroupCount>> {
-    const SQL: &str = "SELECT name, count(*) FROM user_groups GROUP BY name ORDER BY name";
+    const SQL: &str =
+        "SELECT name, count(*) FROM user_groups GROUP BY name ORDER BY name COLLATE \"C\"";
     let stmt = db.prepare_cached(SQL).await?;
     db.query(&stmt, &[])
         .await?

@@ -105,7 +105,7 @@ pub async fn lookup_many(
 ) -> StoreResult<HashMap<KeyDigest, SessionIdentity>> {
     const SQL: &str = "SELECT s.key_digest, s.session_id, s.userid, u.username, u.email, u.admin,
                               s.created_at, s.expires_at, s.max_expires_at, s.extra_data, s.remember,
-                              (SELECT string_agg(g.name, ',' ORDER BY g.name)
+                              (SELECT string_agg(g.name, ',' ORDER BY g.name COLLATE \"C\")
                                FROM user_groups g WHERE g.userid = s.userid)
                        FROM sessions s JOIN users u ON u.userid = s.userid
                        WHERE s.key_digest = ANY($1)";
