@@ -119,10 +119,11 @@ impl CachedSession {
     }
 
     /// The approximate bytes this session takes in the cache: the fixed part, its username,
-    /// email and extra data, and the cache's own bookkeeping for an entry.
+    /// email, groups and extra data, and the cache's own bookkeeping for an entry.
     pub fn size(&self) -> u64 {
         let extra = self.extra_data.as_ref().map_or(0, |r| r.get().len());
-        (ENTRY_OVERHEAD + std::mem::size_of::<Self>() + self.identity.len() + extra) as u64
+        let text = self.identity.len() + self.groups.len();
+        (ENTRY_OVERHEAD + std::mem::size_of::<Self>() + text + extra) as u64
     }
 
     /// Whether the last check wrote the expiry through: a check that queues a refresh sets
@@ -466,6 +467,16 @@ mod tests {
         let off = SessionCache::new(0, 1 << 20, Duration::from_secs(30));
         off.insert(d, &identity(7), now, now, off.epoch(&d));
         assert!(off.get(&d).is_none());
+    }
+
+    #[test]
+    fn a_sessions_groups_count_in_its_size() {
+        let now = Utc::now();
+        let plain = CachedSession::detached(&identity(7), now, now);
+        let mut s = identity(7);
+        s.groups = "billing,ops".into();
+        let grouped = CachedSession::detached(&s, now, now);
+        assert_eq!(grouped.size(), plain.size() + 11);
     }
 
     fn with_extra_data(userid: i64, bytes: usize) -> SessionIdentity {
