@@ -44,6 +44,9 @@ pub(super) struct SessionView<'a> {
     expires_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     extra_data: Option<&'a Value>,
+    client_addr: Option<String>,
+    user_agent: Option<&'a str>,
+    remember: bool,
 }
 
 impl<'a> From<&'a SessionRow> for SessionView<'a> {
@@ -56,6 +59,9 @@ impl<'a> From<&'a SessionRow> for SessionView<'a> {
             expires_at: s.expires_at,
             last_seen_at: s.last_seen_at,
             extra_data: s.extra_data.as_ref(),
+            client_addr: s.client_addr.map(|a| a.to_string()),
+            user_agent: s.user_agent.as_deref(),
+            remember: s.remember,
         }
     }
 }
