@@ -126,6 +126,19 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupErr
     for name in applied {
         tracing::info!(migration = name, "applied migration");
     }
+    let look_alikes = store::users::fill_skeletons(&client)
+        .await
+        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    for l in look_alikes {
+        tracing::warn!(
+            userid = l.userid,
+            username = %l.username,
+            like_userid = l.like_userid,
+            like_username = %l.like_username,
+            "username looks like another user's (same confusable skeleton, from before the rule); \
+             both keep working, but rename one of them"
+        );
+    }
     Ok(pool)
 }
 

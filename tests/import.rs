@@ -261,3 +261,58 @@ async fn without_the_librarys_tables_the_import_says_so_and_writes_nothing() {
         out.stderr
     );
 }
+
+#[actix_web::test]
+async fn a_library_username_that_looks_like_another_is_left_out_like_a_duplicate() {
+    let db = TestDb::create_empty().await;
+    let library = db.plain_client().await;
+    library.batch_execute(LIBRARY_DDL).await.unwrap();
+    for (userid, name, email) in [
+        (10, "paul", "paul@example.com"),
+        (11, "p\u{0430}ul", "paul2@example.com"), // Cyrillic a
+        (12, "rnary", "rnary@example.com"),       // r n for m
+    ] {
+        library
+            .execute(
+                "insert into users (userid, username, email, salt, kpasswd)
+                 values ($1, $2, $3, '101112131415161718191a1b1c1d1e1f', $4)",
+                &[&userid, &name, &email, &PW1],
+            )
+            .await
+            .unwrap();
+    }
+    let app = TestApp::start_on(db, |_| {}).await;
+    let mary = app.create_user("mary", "s3cret-pass", false).await;
+
+    let run = pgusers(&app.db.config, &["import"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("imported 1 users"),
+        "only paul: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("user #11 \"p\u{0430}ul\": left out, username looks like user #10's"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "user #12 \"rnary\": left out, username looks like user #{mary}'s"
+        )),
+        "{}",
+        run.stdout
+    );
+
+    // The imported name holds its skeleton: a look-alike made afterwards is refused.
+    let later = app
+        .admin(
+            Method::POST,
+            "/v1/users",
+            Some(json!({"username": "pauI", "password": "s3cret-pass", "email": "i@example.com"})),
+        )
+        .await;
+    assert_eq!(later.status, StatusCode::CONFLICT, "{later:?}");
+    assert_eq!(later.code(), "CONFLICT");
+}

@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{TestApp, TOKEN};
+use support::{TestApp, TestDb, TOKEN};
 
 #[actix_web::test]
 async fn an_admin_creates_a_user_and_finds_it_by_id_name_and_email_in_any_case() {
@@ -535,4 +535,150 @@ async fn by_default_short_and_common_passwords_are_refused() {
             .await;
         assert_eq!(r.code(), "BAD_CALL", "{password}: {}", r.text);
     }
+}
+
+#[actix_web::test]
+async fn a_username_that_looks_like_an_existing_one_is_refused_at_creation_and_rename() {
+    let app = TestApp::start().await;
+    app.create_user("paul", "s3cret-pass", false).await;
+    app.create_user("kim", "s3cret-pass", false).await;
+    app.create_user("file", "s3cret-pass", false).await;
+    let create = |name: &str| json!({"username": name, "password": "s3cret-pass", "email": format!("{}@example.org", pgusers::domain::keys::random_hex(4))});
+    for look_alike in ["p\u{0430}ul", "\u{0440}aul", "pauI", "PAU\u{0406}"] {
+        let r = app
+            .admin(Method::POST, "/v1/users", Some(create(look_alike)))
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{look_alike:?}: {r:?}");
+        assert_eq!(r.code(), "CONFLICT");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("looks like"),
+            "{r:?}"
+        );
+    }
+    // Fullwidth letters, the Kelvin sign and ligatures are not even valid names (not NFKC).
+    for not_nfkc in ["\u{FF50}aul", "\u{212A}im", "\u{FB01}le"] {
+        let r = app
+            .admin(Method::POST, "/v1/users", Some(create(not_nfkc)))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{not_nfkc:?}: {r:?}");
+        assert_eq!(r.code(), "BAD_CALL");
+    }
+
+    let mary = app.create_user("mary", "s3cret-pass", false).await;
+    let path = format!("/v1/users/{mary}");
+    let rename = app
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"username": "p\u{0430}ul", "email": "new@example.org"})),
+        )
+        .await;
+    assert_eq!(rename.status, StatusCode::CONFLICT, "{rename:?}");
+    assert!(rename.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("looks like"));
+    let unchanged = app.admin(Method::GET, &path, None).await;
+    assert_eq!(unchanged.body["username"], "mary", "nothing half-written");
+    assert_eq!(unchanged.body["email"], "mary@example.org");
+    let own_case = app
+        .admin(Method::PATCH, &path, Some(json!({"username": "Mary"})))
+        .await;
+    assert_eq!(
+        own_case.status,
+        StatusCode::OK,
+        "a name may look like itself"
+    );
+    let listed = app.admin(Method::GET, "/v1/users?limit=100", None).await;
+    assert_eq!(listed.body["users"].as_array().unwrap().len(), 4);
+}
+
+#[actix_web::test]
+async fn a_look_alike_name_never_logs_into_the_account_it_imitates() {
+    let app = TestApp::start().await;
+    app.create_user("paul", "s3cret-pass", false).await;
+    for look_alike in ["p\u{0430}ul", "pauI", "\u{FF50}aul"] {
+        let r = app
+            .post(
+                "/v1/login",
+                None,
+                json!({"username": look_alike, "password": "s3cret-pass"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{look_alike:?}: {r:?}");
+        assert_eq!(r.code(), "INVALID_CREDENTIALS");
+    }
+}
+
+#[actix_web::test]
+async fn look_alike_users_from_before_the_rule_keep_working_and_are_reported_at_every_start() {
+    let db = TestDb::create().await;
+    let client = db.client().await;
+    for (name, email) in [
+        ("paul", "paul@example.org"),
+        ("p\u{0430}ul", "paul2@example.org"),
+        ("zed", "zed@example.org"),
+    ] {
+        client
+            .execute(
+                "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, 'x')",
+                &[&name, &email],
+            )
+            .await
+            .unwrap();
+    }
+    let settings = support::settings_for(&db.config);
+    let pool = pgusers::startup::connect_and_migrate(&settings)
+        .await
+        .expect("colliding rows do not stop the start");
+    let skeletons: Vec<(String, Option<String>)> = client
+        .query(
+            "SELECT username, username_skeleton FROM users ORDER BY userid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        skeletons[0].1.is_some() && skeletons[2].1.is_some(),
+        "{skeletons:?}"
+    );
+    assert_eq!(skeletons[1].1, None, "the later look-alike keeps none");
+
+    let again = pgusers::store::users::fill_skeletons(&pool.get().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![pgusers::store::users::LookAlike {
+            userid: 2,
+            username: "p\u{0430}ul".into(),
+            like_userid: 1,
+            like_username: "paul".into(),
+        }]
+    );
+    drop(pool);
+    let app = TestApp::start_on(db, |_| {}).await;
+    let r = app
+        .admin(
+            Method::PATCH,
+            "/v1/users/3",
+            Some(json!({"username": "pauI"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    let r = app
+        .admin(
+            Method::PATCH,
+            "/v1/users/2",
+            Some(json!({"username": "p\u{0430}ula"})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "renaming the look-alike resolves it"
+    );
 }

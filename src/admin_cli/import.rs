@@ -247,12 +247,15 @@ async fn write(tx: &Transaction<'_>, plan: &Plan, settings: &Settings) -> Outcom
         let admins: Vec<bool> = chunk.iter().map(|u| u.admin).collect();
         let extras: Vec<Option<&serde_json::Value>> =
             chunk.iter().map(|u| u.extra_data.as_ref()).collect();
-        let params: [&(dyn ToSql + Sync); 6] = [&ids, &names, &emails, &hashes, &admins, &extras];
+        let skeletons: Vec<&str> = chunk.iter().map(|u| u.username_skeleton.as_str()).collect();
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&ids, &names, &emails, &hashes, &admins, &extras, &skeletons];
         tx.execute(
-            "INSERT INTO users (userid, username, email, password_hash, admin, extra_data)
+            "INSERT INTO users (userid, username, email, password_hash, admin, extra_data,
+                                username_skeleton)
              OVERRIDING SYSTEM VALUE
              SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
-                                  $5::boolean[], $6::jsonb[])",
+                                  $5::boolean[], $6::jsonb[], $7::text[])",
             &params,
         )
         .await?;

@@ -56,6 +56,17 @@ pub fn username(name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The name's confusable skeleton (Unicode TR39), the key of the unique index that refuses a
+/// username looking like another: the NFKC form's skeleton, lower-cased, and its skeleton again,
+/// so that neither letter case nor look-alike letters (Cyrillic `а` for `a`, `I` for `l`, `rn`
+/// for `m`) tell two names apart.
+pub fn username_skeleton(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let normalized: String = name.nfkc().collect();
+    let first: String = unicode_security::skeleton(&normalized).collect();
+    unicode_security::skeleton(&first.to_lowercase()).collect()
+}
+
 /// One `@` with text on both sides, at most 254 characters, no white space or control characters.
 pub fn email(address: &str) -> Result<(), Invalid> {
     if address.chars().count() > MAX_EMAIL_CHARS {
@@ -158,6 +169,29 @@ mod tests {
         for name in ["zoë", "José", "Ελένη", "李小龍", "o'brien"] {
             assert!(username(name).is_ok(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn look_alike_usernames_share_a_skeleton_and_different_names_do_not() {
+        let paul = username_skeleton("paul");
+        for name in [
+            "Paul",
+            "PAUL",
+            "p\u{0430}ul", // Cyrillic a
+            "pau\u{0406}", // Cyrillic capital I (Ukrainian)
+            "pauI",        // Latin capital I for l
+            "\u{FF50}aul", // fullwidth p (a row from before the NFKC rule)
+            "\u{0440}aul", // Cyrillic er
+        ] {
+            assert_eq!(username_skeleton(name), paul, "{name:?}");
+        }
+        assert_eq!(username_skeleton("\u{212A}im"), username_skeleton("kim"));
+        assert_eq!(username_skeleton("\u{FB01}le"), username_skeleton("file"));
+        assert_eq!(username_skeleton("modern"), username_skeleton("modem"));
+        for name in ["paula", "saul", "pavl", "zoë", "Ελένη"] {
+            assert_ne!(username_skeleton(name), paul, "{name:?}");
+        }
+        assert_ne!(username_skeleton("zoë"), username_skeleton("zoe"));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   replaced by one that never matches (listed: an admin must set a password).
 //! - A user is left out (listed) when its username or email is missing or invalid today, when
 //!   another user (already in the daemon, or a lower `userid` of the library) has the same
-//!   username or email ignoring letter case, or when its `userid` is another user's in the
-//!   daemon. A user whose `userid`, username and email are already there is "already present".
+//!   username or email ignoring letter case, or a username that looks like it (the same
+//!   confusable skeleton, see `validate::username_skeleton`), or when its `userid` is another
+//!   user's in the daemon. A user whose `userid`, username and email are already there is "already present".
 //! - A session is brought over as the SHA-256 of its key with its expiry, unless it has expired
 //!   (counted), its user was not brought over, or its key is empty or too long (listed); when the
 //!   library holds one key twice, the later expiry wins. A session whose digest is already there
@@ -64,6 +65,8 @@ pub struct ExistingUser {
 pub struct UserRow {
     pub userid: i64,
     pub username: String,
+    /// The confusable skeleton of `username`, for the unique index.
+    pub username_skeleton: String,
     pub email: String,
     pub password_hash: String,
     pub admin: bool,
@@ -141,6 +144,10 @@ pub fn plan(
         .iter()
         .map(|e| (e.username.to_lowercase(), e.userid))
         .collect();
+    let mut skeletons: HashMap<String, i64> = existing
+        .iter()
+        .map(|e| (validate::username_skeleton(&e.username), e.userid))
+        .collect();
     let mut emails: HashMap<String, i64> = existing
         .iter()
         .map(|e| (e.email.to_lowercase(), e.userid))
@@ -181,6 +188,14 @@ pub fn plan(
             ));
             continue;
         }
+        let skeleton = validate::username_skeleton(&username);
+        if let Some(other) = skeletons.get(&skeleton) {
+            report.left_out.push(format!(
+                "{who}: left out, username looks like user #{other}'s (confusable characters; \
+                 the lowest userid keeps it)"
+            ));
+            continue;
+        }
         if let Some(other) = emails.get(&lemail) {
             report.left_out.push(format!(
                 "{who}: left out, email {email:?} already used by user #{other} (letter case \
@@ -189,6 +204,7 @@ pub fn plan(
             continue;
         }
         names.insert(lname, u.userid);
+        skeletons.insert(skeleton.clone(), u.userid);
         emails.insert(lemail, u.userid);
         owners.insert(u.userid);
         let password_hash = match (u.salt.as_deref(), u.kpasswd.as_deref()) {
@@ -205,6 +221,7 @@ pub fn plan(
         plan.users.push(UserRow {
             userid: u.userid,
             username,
+            username_skeleton: skeleton,
             email,
             password_hash,
             admin: u.admin,
@@ -365,6 +382,30 @@ mod tests {
         assert!(p.users[0]
             .password_hash
             .starts_with("$pbkdf2-sha512$i=100000,l=64$"));
+    }
+
+    #[test]
+    fn a_username_that_looks_like_another_is_left_out_like_a_duplicate() {
+        let users = vec![
+            user(4, "p\u{0430}ul", "p2@example.com"), // Cyrillic a
+            user(2, "paul", "p@example.com"),
+            user(5, "mary", "m@example.com"),
+        ];
+        let existing = [ExistingUser {
+            userid: 1,
+            username: "rnary".into(),
+            email: "r@example.com".into(),
+        }];
+        let p = plan(users, vec![], &existing, &HashSet::new(), Utc::now());
+        let ids: Vec<i64> = p.users.iter().map(|u| u.userid).collect();
+        assert_eq!(ids, vec![2]);
+        assert_eq!(p.report.left_out.len(), 2, "{:?}", p.report.left_out);
+        assert!(p.report.left_out[0].contains("looks like user #2's"));
+        assert!(p.report.left_out[1].contains("looks like user #1's"));
+        assert_eq!(
+            p.users[0].username_skeleton,
+            validate::username_skeleton("paul")
+        );
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_groups",
         sql: include_str!("../../migrations/0008_groups.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_username_skeleton",
+        sql: include_str!("../../migrations/0009_username_skeleton.sql"),
+    },
 ];
 
 /// The tables and functions of the layout before version 5, when they lived in `public`.

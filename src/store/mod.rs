@@ -81,6 +81,10 @@ fn is_outage(err: &tokio_postgres::Error) -> bool {
 
 fn conflict_message(constraint: Option<&str>) -> String {
     match constraint {
+        Some(c) if c.contains("skeleton") => {
+            "username looks like an existing username (confusable characters); choose another"
+                .into()
+        }
         Some(c) if c.contains("username") => "username already taken".into(),
         Some(c) if c.contains("email") => "email already taken".into(),
         _ => "already exists".into(),

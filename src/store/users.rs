@@ -1,10 +1,12 @@
-//! The `users` table: accounts, their password hashes and admin flags.
+//! The `users` table: accounts, their password hashes and admin flags, and the confusable
+//! skeleton of each username under a unique index (so no name may look like another).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{GenericClient, StoreError, StoreResult};
+use crate::domain::validate::username_skeleton;
 
 /// An account as stored, including the password hash (which never leaves the server).
 #[derive(Debug, Clone)]
@@ -45,8 +47,9 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert(db: &impl GenericClient, user: &NewUser<'_>) -> StoreResult<i64> {
-    const SQL: &str = "INSERT INTO users (username, email, password_hash, admin, extra_data)
-                       VALUES ($1, $2, $3, $4, $5) RETURNING userid";
+    const SQL: &str =
+        "INSERT INTO users (username, email, password_hash, admin, extra_data, username_skeleton)
+                       VALUES ($1, $2, $3, $4, $5, $6) RETURNING userid";
     let stmt = db.prepare_cached(SQL).await?;
     let row = db
         .query_one(
@@ -57,6 +60,7 @@ pub async fn insert(db: &impl GenericClient, user: &NewUser<'_>) -> StoreResult<
                 &user.password_hash,
                 &user.admin,
                 &user.extra_data,
+                &username_skeleton(user.username),
             ],
         )
         .await?;
@@ -140,12 +144,14 @@ pub async fn modify(
 ) -> StoreResult<Option<UserRow>> {
     let sql = format!(
         "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
-                extra_data = CASE WHEN $4 THEN $5 ELSE extra_data END
+                extra_data = CASE WHEN $4 THEN $5 ELSE extra_data END,
+                username_skeleton = CASE WHEN $2::text IS NULL THEN username_skeleton ELSE $6 END
          WHERE userid = $1 RETURNING {COLUMNS}"
     );
     let stmt = db.prepare_cached(&sql).await?;
     let set_extra = changes.extra_data.is_some();
     let extra = changes.extra_data.flatten();
+    let skeleton = changes.username.map(username_skeleton);
     db.query_opt(
         &stmt,
         &[
@@ -154,6 +160,7 @@ pub async fn modify(
             &changes.email,
             &set_extra,
             &extra,
+            &skeleton,
         ],
     )
     .await?
@@ -212,4 +219,86 @@ pub async fn any_legacy_hash(db: &impl GenericClient) -> StoreResult<bool> {
         )
         .await?;
     row.try_get(0).map_err(StoreError::Db)
+}
+
+/// A user whose name looks like another user's (the same skeleton), written before the rule
+/// existed: it keeps working, without a skeleton, until one of the two is renamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookAlike {
+    pub userid: i64,
+    pub username: String,
+    pub like_userid: i64,
+    pub like_username: String,
+}
+
+/// Rows per statement when filling skeletons.
+const FILL_BATCH: i64 = 5000;
+
+/// Gives every user without a skeleton (rows from before migration 8, or renamed by an older
+/// binary) the skeleton of its name, batch by batch; returns those left without one because
+/// another user already holds it. Run outside a transaction: a batch that collides is retried
+/// row by row.
+pub async fn fill_skeletons(db: &impl GenericClient) -> StoreResult<Vec<LookAlike>> {
+    let select = db
+        .prepare_cached(
+            "SELECT userid, username FROM users WHERE username_skeleton IS NULL AND userid > $1
+             ORDER BY userid LIMIT $2",
+        )
+        .await?;
+    let update_many = db
+        .prepare_cached(
+            "UPDATE users u SET username_skeleton = v.skeleton
+             FROM unnest($1::bigint[], $2::text[]) AS v(userid, skeleton)
+             WHERE u.userid = v.userid AND u.username_skeleton IS NULL",
+        )
+        .await?;
+    let update_one = db
+        .prepare_cached(
+            "UPDATE users SET username_skeleton = $2 WHERE userid = $1 AND username_skeleton IS NULL",
+        )
+        .await?;
+    let holder = db
+        .prepare_cached("SELECT userid, username FROM users WHERE username_skeleton = $1")
+        .await?;
+    let mut look_alikes = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let rows = db.query(&select, &[&after, &FILL_BATCH]).await?;
+        let Some(last) = rows.last() else {
+            return Ok(look_alikes);
+        };
+        after = last.try_get(0).map_err(StoreError::Db)?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut names = Vec::with_capacity(rows.len());
+        for row in &rows {
+            ids.push(row.try_get::<_, i64>(0).map_err(StoreError::Db)?);
+            names.push(row.try_get::<_, String>(1).map_err(StoreError::Db)?);
+        }
+        let skeletons: Vec<String> = names.iter().map(|n| username_skeleton(n)).collect();
+        match db.execute(&update_many, &[&ids, &skeletons]).await {
+            Ok(_) => continue,
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict(_) => {}
+                other => return Err(other),
+            },
+        }
+        for ((userid, username), skeleton) in ids.into_iter().zip(names).zip(skeletons) {
+            let Err(e) = db.execute(&update_one, &[&userid, &skeleton]).await else {
+                continue;
+            };
+            match StoreError::from(e) {
+                StoreError::Conflict(_) => {}
+                other => return Err(other),
+            }
+            // The holder may have been renamed meanwhile: then the next start fills this row.
+            if let Some(other) = db.query_opt(&holder, &[&skeleton]).await? {
+                look_alikes.push(LookAlike {
+                    userid,
+                    username,
+                    like_userid: other.try_get(0).map_err(StoreError::Db)?,
+                    like_username: other.try_get(1).map_err(StoreError::Db)?,
+                });
+            }
+        }
+    }
 }
