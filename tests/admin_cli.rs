@@ -354,6 +354,17 @@ async fn bad_input_to_user_add_is_refused_with_exit_2() {
         .await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("email already taken"), "{out:?}");
+    let out = cli
+        .run(
+            &add("\u{0430}lice", "cyrillic@example.org"),
+            Some("long enough\n"),
+        )
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("looks like an existing username"),
+        "{out:?}"
+    );
 }
 
 #[actix_web::test]
@@ -1036,6 +1047,11 @@ async fn modify_refuses_bad_input_and_taken_names_with_the_apis_codes_and_writes
             1,
         ),
         (vec!["user", "modify", "alice", "--username", "BOB"], 1),
+        // A name that looks like another (Cyrillic o) is taken too.
+        (
+            vec!["user", "modify", "alice", "--username", "b\u{043E}b"],
+            1,
+        ),
     ] {
         let out = cli.run(&args, None).await;
         assert_eq!(out.code, code, "{args:?}: {out:?}");
