@@ -362,6 +362,67 @@ async fn security_events_are_recorded_listed_and_purged() {
 }
 
 #[actix_web::test]
+async fn the_janitor_purges_more_old_events_and_throttle_rows_than_one_batch_and_leaves_none() {
+    let app = TestApp::start_with(|s| s.janitor.batch_size = 10).await;
+    let db = app.db.client().await;
+    let old = chrono::Utc::now() - chrono::Duration::days(100);
+    db.execute(
+        "INSERT INTO audit_events (at, kind, instance)
+         SELECT $1, 'login_failure', 'old' FROM generate_series(1, 35)",
+        &[&old],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO login_failures (scope, key, failures, first_failure_at, last_failure_at)
+         SELECT 'address', '198.51.100.' || i, 1, $1, $1 FROM generate_series(1, 35) AS i",
+        &[&old],
+    )
+    .await
+    .unwrap();
+    let fresh = chrono::Utc::now();
+    db.execute(
+        "INSERT INTO audit_events (at, kind, instance) VALUES ($1, 'login_failure', 'fresh')",
+        &[&fresh],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO login_failures (scope, key, failures, first_failure_at, last_failure_at)
+         VALUES ('address', '203.0.113.9', 1, $1, $1)",
+        &[&fresh],
+    )
+    .await
+    .unwrap();
+
+    app.daemon.services.janitor.run_now().await.unwrap();
+    let left = |sql: &'static str| {
+        let db = &db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        left("SELECT count(*) FROM audit_events WHERE instance = 'old'").await,
+        0,
+        "35 old events, 10 per batch: none left behind"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM login_failures WHERE key LIKE '198.51.100.%'").await,
+        0,
+        "35 stale throttle rows, 10 per batch: none left behind"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM audit_events").await,
+        1,
+        "the fresh event stays"
+    );
+    assert_eq!(
+        left("SELECT count(*) FROM login_failures").await,
+        1,
+        "the fresh row stays"
+    );
+}
+
+#[actix_web::test]
 async fn a_parallel_burst_over_two_instances_gets_at_most_the_configured_verifications() {
     let a = TestApp::start_with(|s| {
         strict(s);

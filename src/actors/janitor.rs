@@ -1,5 +1,6 @@
-//! `JanitorActor` purges expired sessions every `janitor.interval`, in bounded batches, off the
-//! request path; it logs its start, its work and its stop.
+//! `JanitorActor` purges expired sessions, old audit events and stale throttle rows every
+//! `janitor.interval`, in bounded batches, off the request path; it logs its start, its work and
+//! its stop.
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message,
@@ -52,7 +53,7 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
             Err(e) => break Err(ApiError::from(e)),
         }
     };
-    match core.guard.purge(&db, core.clock.now()).await {
+    match core.guard.purge(&db, core.clock.now(), batch).await {
         Ok((0, 0)) => {}
         Ok((events, failures)) => {
             tracing::info!(

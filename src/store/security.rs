@@ -112,12 +112,39 @@ pub async fn clear(db: &impl GenericClient, scope: &str, key: &str) -> StoreResu
         .map_err(StoreError::Db)
 }
 
-/// Deletes throttle rows whose last failure is older than `before` and that are not locked.
-pub async fn purge_failures(db: &impl GenericClient, before: DateTime<Utc>) -> StoreResult<u64> {
-    let stmt = db
-        .prepare_cached("DELETE FROM login_failures WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until < $1)")
-        .await?;
-    Ok(db.execute(&stmt, &[&before]).await?)
+/// Runs `sql` (a `DELETE` of at most `$2` rows older than `$1`) until a batch comes back short,
+/// yielding between batches so that no single statement holds millions of rows (after a
+/// retention change or a long janitor outage); returns how many rows it deleted.
+async fn purge_in_batches(
+    db: &impl GenericClient,
+    sql: &str,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> StoreResult<u64> {
+    let stmt = db.prepare_cached(sql).await?;
+    let mut total = 0;
+    loop {
+        let deleted = db.execute(&stmt, &[&before, &batch]).await?;
+        total += deleted;
+        if deleted < batch.unsigned_abs() {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Deletes throttle rows whose last failure is older than `before` and that are not locked,
+/// `batch` rows per statement, skipping rows a login holds.
+pub async fn purge_failures(
+    db: &impl GenericClient,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> StoreResult<u64> {
+    const SQL: &str = "DELETE FROM login_failures WHERE (scope, key) IN (
+                           SELECT scope, key FROM login_failures
+                           WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until < $1)
+                           LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    purge_in_batches(db, SQL, before, batch).await
 }
 
 /// One security event.
@@ -181,9 +208,14 @@ pub async fn list_events(
         .collect()
 }
 
-pub async fn purge_events(db: &impl GenericClient, before: DateTime<Utc>) -> StoreResult<u64> {
-    let stmt = db
-        .prepare_cached("DELETE FROM audit_events WHERE at < $1")
-        .await?;
-    Ok(db.execute(&stmt, &[&before]).await?)
+/// Deletes the events older than `before`, oldest first, `batch` rows per statement.
+pub async fn purge_events(
+    db: &impl GenericClient,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> StoreResult<u64> {
+    const SQL: &str = "DELETE FROM audit_events WHERE event_id IN (
+                           SELECT event_id FROM audit_events WHERE at < $1
+                           ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    purge_in_batches(db, SQL, before, batch).await
 }
