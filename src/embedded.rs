@@ -2,8 +2,8 @@
 //! the installed server binaries, reachable only through a Unix socket in its directory, and
 //! stopped when its owner exits, even when the owner is killed.
 
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -70,17 +70,34 @@ pub struct EmbeddedPostgres {
     run_as: Option<(u32, u32)>,
 }
 
+/// The dedicated account PostgreSQL runs as when pgusers runs as root.
+const DEDICATED_ACCOUNT: &str = "postgres";
+
 /// The unprivileged account to run PostgreSQL as when we are root.
 fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    for name in ["postgres", "nobody"] {
-        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
-            return Ok(Some((user.uid.as_raw(), user.gid.as_raw())));
-        }
+    dedicated_account(DEDICATED_ACCOUNT).map(Some)
+}
+
+/// The uid and gid of `name`, which must exist and not be root. There is no fallback to
+/// `nobody`: every service running as `nobody` could then reach the trust-authenticated socket
+/// as the superuser role.
+fn dedicated_account(name: &str) -> Result<(u32, u32), String> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) if !user.uid.is_root() => Ok((user.uid.as_raw(), user.gid.as_raw())),
+        Ok(Some(_)) => Err(format!(
+            "the '{name}' account has uid 0; the embedded PostgreSQL needs an unprivileged '{name}' account"
+        )),
+        _ => Err(format!(
+            "running as root, the embedded PostgreSQL needs a dedicated account to run as, and there \
+             is no '{name}' account: create one (`useradd --system --user-group --home-dir \
+             /var/lib/postgresql {name}`; the PostgreSQL server package creates it), or run pgusers \
+             as an unprivileged user. pgusers does not fall back to 'nobody', whose other services \
+             could then reach the database as its superuser"
+        )),
     }
-    Err("running as root, but neither a 'postgres' nor a 'nobody' account exists to run PostgreSQL as".into())
 }
 
 /// Child processes must not speak systemd's protocols on our behalf.
@@ -379,26 +396,100 @@ pub async fn create_database_if_missing(
     Ok(())
 }
 
-/// Reads the API token stored in `dir`, or creates one (mode 0600) when there is none.
+/// Reads the API token stored in `dir`, or creates one (mode 0600) when there is none or it is
+/// too short. As root the directory belongs to the PostgreSQL account, which could plant a file
+/// there: an existing file is trusted only when it is a regular file (not a link), owned by this
+/// process's user, readable by nobody else, and has no other hard link; anything else is refused
+/// with what to do. A new file is created without following links and never over an existing one.
 pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
     let path = dir.join("api-token");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim().to_string();
-        if token.len() >= 16 {
-            return Ok((path, token));
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            let meta = file
+                .metadata()
+                .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+            trusted_token_file(&path, &meta)?;
+            let mut text = String::new();
+            file.read_to_string(&mut text)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let token = text.trim().to_string();
+            if token.len() >= 16 {
+                return Ok((path, token));
+            }
+            std::fs::remove_file(&path)
+                .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+                "{} is a symbolic link, which the API token file must not be; delete it and \
+                 pgusers makes a new token",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
     let token = crate::domain::keys::random_hex(32);
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
         .write(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(token.as_bytes())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok((path, token))
 }
 
-use std::os::unix::fs::OpenOptionsExt;
+/// Refuses an API token file that another account could have written or can read.
+fn trusted_token_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let shown = path.display();
+    if !meta.is_file() {
+        return Err(format!(
+            "{shown} is not a regular file; delete it and pgusers makes a new token"
+        ));
+    }
+    if meta.uid() != me {
+        return Err(format!(
+            "{shown} is owned by uid {}, not by pgusers' own (uid {me}): another account may have \
+             planted it; delete it and pgusers makes a new token (or chown it back if you wrote it)",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{shown} is open to other accounts (mode {:o}); `chmod 600 {shown}`, or delete it and \
+             pgusers makes a new token",
+            meta.mode() & 0o777
+        ));
+    }
+    if meta.nlink() != 1 {
+        return Err(format!(
+            "{shown} has other hard links; delete it and pgusers makes a new token"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_root_without_a_dedicated_account_the_error_names_the_fix_and_nobody_is_not_used() {
+        let err = dedicated_account("pgusers-no-such-account").unwrap_err();
+        assert!(err.contains("useradd --system"), "{err}");
+        assert!(err.contains("does not fall back to 'nobody'"), "{err}");
+        assert!(
+            dedicated_account("root").is_err(),
+            "root is not unprivileged"
+        );
+    }
+}
