@@ -234,7 +234,7 @@ pub struct LookAlike {
 /// Rows per statement when filling skeletons.
 const FILL_BATCH: i64 = 5000;
 
-/// Gives every user without a skeleton (rows from before migration 8, or renamed by an older
+/// Gives every user without a skeleton (rows from before migration 9, or renamed by an older
 /// binary) the skeleton of its name, batch by batch; returns those left without one because
 /// another user already holds it. Run outside a transaction: a batch that collides is retried
 /// row by row.
