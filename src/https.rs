@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -32,15 +34,19 @@ fn load(
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert_file)?.as_slice())
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&read(cert_file)?)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", cert_file.display()))?;
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert_file.display()));
     }
-    let key = rustls_pemfile::private_key(&mut read(key_file)?.as_slice())
-        .map_err(|e| format!("{}: {e}", key_file.display()))?
-        .ok_or_else(|| format!("{} holds no private key", key_file.display()))?;
+    let key = match PrivateKeyDer::from_pem_slice(&read(key_file)?) {
+        Ok(key) => key,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(format!("{} holds no private key", key_file.display()))
+        }
+        Err(e) => return Err(format!("{}: {e}", key_file.display())),
+    };
     let key = provider
         .key_provider
         .load_private_key(key)

@@ -11,9 +11,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
@@ -128,7 +128,7 @@ impl PasswordHasher {
         .map_err(|e| HashError::Failed(e.to_string()))
     }
 
-    /// A PHC-format argon2id hash of `password` with a fresh random salt.
+    /// A PHC-format argon2id hash of `password` with a fresh random salt (from the OS).
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let password = crate::domain::validate::normalize_password(&password);
         self.run(move |argon2| hash_with(&argon2, &password))
@@ -191,9 +191,9 @@ impl PasswordHasher {
 }
 
 fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
+    // The salt comes from the operating system's generator (getrandom), 16 bytes.
     argon2
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
 }
@@ -206,9 +206,8 @@ fn verify_with(argon2: &Argon2<'_>, password: &str, stored: &str) -> bool {
 }
 
 fn verify_legacy(password: &str, stored: &str) -> bool {
-    use pbkdf2::password_hash::PasswordVerifier;
     match PasswordHash::new(stored) {
-        Ok(parsed) => pbkdf2::Pbkdf2
+        Ok(parsed) => pbkdf2::Pbkdf2::SHA512
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
@@ -274,6 +273,26 @@ mod tests {
         assert!(h.needs_rehash(&phc));
         assert!(legacy_phc("zz", &hex::encode(key)).is_none());
         assert!(legacy_phc(salt, "abcd").is_none());
+    }
+
+    #[tokio::test]
+    async fn hashes_stored_by_earlier_releases_still_verify() {
+        // Written by pgusers with argon2 0.5.3, at the default and at the test parameters.
+        const DEFAULT: &str = "$argon2id$v=19$m=19456,t=2,p=1$kmecNMIGTACtRxzVCcK/bA$DGxai9edyfpmbnHVlwFWbr2qN1DZKa8mHQVz+fszoBA";
+        const CHEAP: &str = "$argon2id$v=19$m=64,t=1,p=1$gPVcgP2iCrQBqbLcyvkX0Q$kOpvqS/5UL5++lB41oa8WawHQo/2bp3K6Fbk6WWQx9c";
+        let h =
+            PasswordHasher::new(&Settings::default().password, 1).unwrap_or_else(|e| panic!("{e}"));
+        async fn verify(h: &PasswordHasher, password: &str, stored: &str) -> bool {
+            let verified = h.verify(password.into(), Some(stored.into())).await;
+            verified.unwrap_or_else(|e| panic!("{e}"))
+        }
+        assert!(verify(&h, "correct horse battery staple", DEFAULT).await);
+        assert!(!verify(&h, "correct horse battery stapler", DEFAULT).await);
+        assert!(!h.needs_rehash(DEFAULT), "same parameters: kept");
+        let cheap = cheap();
+        assert!(verify(&cheap, "Ünïcode pässword", CHEAP).await);
+        assert!(!cheap.needs_rehash(CHEAP));
+        assert!(cheap.needs_rehash(DEFAULT), "other parameters: rehashed");
     }
 
     #[tokio::test]
