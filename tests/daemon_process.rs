@@ -152,8 +152,9 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
     signal(&child, Signal::SIGHUP);
     let reload = read_until(&notify, "READY=1", Duration::from_secs(5));
     assert!(
-        reload.iter().any(|m| m.lines().any(|l| l == "RELOADING=1")),
-        "{reload:?}"
+        reload.iter().any(|m| m.lines().any(|l| l == "RELOADING=1")
+            && m.lines().any(|l| l.starts_with("MONOTONIC_USEC="))),
+        "RELOADING=1 says when (MONOTONIC_USEC): {reload:?}"
     );
     assert_eq!(ttl(settings().await), 200);
     let check = http
