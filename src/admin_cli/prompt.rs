@@ -1,9 +1,7 @@
-//! Reading passwords and confirmations: from the terminal (passwords without echo, via
-//! `stty -echo` on /dev/tty), or one line from standard input when it is not a terminal.
+//! Reading passwords and confirmations: from the terminal (passwords without echo, through
+//! `rpassword`), or one line from standard input when it is not a terminal.
 
-use std::fs::File;
-use std::io::{BufRead, IsTerminal, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, ErrorKind, IsTerminal, Write};
 
 use super::Failure;
 use crate::domain::validate::{self, PasswordPolicy};
@@ -62,53 +60,50 @@ fn strip_line_ending(mut line: String) -> String {
     line
 }
 
-/// Prompts on standard error and reads a line on a thread, so that Ctrl-C restores the echo and
-/// ends the command instead of leaving the terminal silent.
+/// Prompts and reads the answer on a thread. A password is read by `rpassword` from the
+/// terminal, which it keeps raw and silent meanwhile: it reads Ctrl-C as a key, restores the
+/// terminal and raises SIGINT, which the handler installed here turns into "interrupted"
+/// instead of the process's death. A plain answer is one line of standard input, and Ctrl-C
+/// ends the command.
 async fn ask(prompt: &str, hidden: bool) -> Result<String, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| Failure::BadInput(format!("cannot handle Ctrl-C: {e}")))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let prompt = prompt.to_string();
     std::thread::spawn(move || {
-        let _ = tx.send(read_from_terminal(&prompt, hidden));
+        let _ = tx.send(if hidden {
+            read_password(&prompt)
+        } else {
+            read_answer(&prompt)
+        });
     });
+    let no_answer = |_| Err(Failure::Rejected("no answer".into()));
+    if hidden {
+        return rx.await.unwrap_or_else(no_answer);
+    }
     tokio::select! {
-        answer = rx => answer.unwrap_or_else(|_| Err(Failure::Rejected("no answer".into()))),
-        _ = tokio::signal::ctrl_c() => {
-            if hidden {
-                stty("echo");
-            }
+        answer = rx => answer.unwrap_or_else(no_answer),
+        _ = interrupt.recv() => {
             eprintln!();
             Err(Failure::Rejected("interrupted".into()))
         }
     }
 }
 
-fn read_from_terminal(prompt: &str, hidden: bool) -> Result<String, Failure> {
-    // Echo goes off before the prompt shows, so nothing typed after the prompt is echoed.
-    let echo_off = hidden && stty("-echo");
+fn read_password(prompt: &str) -> Result<String, Failure> {
+    rpassword::prompt_password(prompt).map_err(|e| match e.kind() {
+        ErrorKind::Interrupted => Failure::Rejected("interrupted".into()),
+        ErrorKind::UnexpectedEof => Failure::Rejected("no answer (end of input)".into()),
+        _ => Failure::BadInput(format!("cannot read the password from the terminal: {e}")),
+    })
+}
+
+fn read_answer(prompt: &str) -> Result<String, Failure> {
     let mut stderr = std::io::stderr();
     let _ = write!(stderr, "{prompt}");
     let _ = stderr.flush();
-    let line = read_stdin_line();
-    if echo_off {
-        stty("echo");
-        let _ = writeln!(stderr);
-    }
-    line?.ok_or_else(|| Failure::Rejected("no answer (end of input)".into()))
-}
-
-/// Runs `stty ARG` on the controlling terminal; false when that is not possible.
-fn stty(arg: &str) -> bool {
-    let Ok(tty) = File::open("/dev/tty") else {
-        return false;
-    };
-    Command::new("stty")
-        .arg(arg)
-        .stdin(tty)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    read_stdin_line()?.ok_or_else(|| Failure::Rejected("no answer (end of input)".into()))
 }
 
 #[cfg(test)]
