@@ -1,8 +1,7 @@
 //! Settings that may change while the daemon runs (API TTL override, SIGHUP reload), shared
-//! lock-free between the HTTP workers and the actors.
+//! lock-free between the HTTP workers and the actors as one snapshot (`arc-swap`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
+use arc_swap::ArcSwap;
 use chrono::Duration;
 
 use crate::config::Settings;
@@ -23,122 +22,107 @@ impl TtlSource {
     }
 }
 
-#[derive(Debug)]
-pub struct Tunables {
-    config_ttl_secs: AtomicU64,
-    api_ttl_secs: AtomicU64,
-    api_ttl_set: AtomicBool,
-    remember_ttl_secs: AtomicU64,
-    /// 0 means no absolute lifetime.
-    max_lifetime_secs: AtomicU64,
-    refresh_interval_ms: AtomicU64,
-    janitor_interval_ms: AtomicU64,
-    /// 0 means no cap.
-    max_sessions_per_user: AtomicU64,
+/// The live values, replaced as a whole so that a reader never sees half of a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Live {
+    config_ttl: std::time::Duration,
+    /// The TTL set through the API; it beats the configured one.
+    api_ttl: Option<std::time::Duration>,
+    remember_ttl: std::time::Duration,
+    max_lifetime: Option<std::time::Duration>,
+    refresh_interval: std::time::Duration,
+    janitor_interval: std::time::Duration,
+    max_sessions_per_user: Option<u64>,
 }
 
-fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl Live {
+    /// The reloadable values of `settings`, with the API's TTL as it is.
+    fn of(settings: &Settings, api_ttl: Option<std::time::Duration>) -> Self {
+        let s = &settings.session;
+        Live {
+            config_ttl: whole_secs(s.ttl),
+            api_ttl,
+            remember_ttl: whole_secs(s.remember_ttl),
+            max_lifetime: s.max_lifetime.map(whole_secs).filter(|d| !d.is_zero()),
+            refresh_interval: s.refresh_interval,
+            janitor_interval: settings.janitor.interval,
+            max_sessions_per_user: Some(s.max_per_user).filter(|&n| n > 0),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Tunables(ArcSwap<Live>);
+
+/// A chrono duration of `d`, saturating (chrono's limit is far beyond any setting).
+fn chrono(d: std::time::Duration) -> Duration {
+    Duration::from_std(d).unwrap_or(Duration::MAX)
+}
+
+/// Session lifetimes count in whole seconds (as the database and the API do).
+fn whole_secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs())
 }
 
 impl Tunables {
     pub fn new(settings: &Settings) -> Self {
-        let t = Self {
-            config_ttl_secs: AtomicU64::new(0),
-            api_ttl_secs: AtomicU64::new(0),
-            api_ttl_set: AtomicBool::new(false),
-            remember_ttl_secs: AtomicU64::new(0),
-            max_lifetime_secs: AtomicU64::new(0),
-            refresh_interval_ms: AtomicU64::new(0),
-            janitor_interval_ms: AtomicU64::new(0),
-            max_sessions_per_user: AtomicU64::new(0),
-        };
-        t.apply_config(settings);
-        t
+        Self(ArcSwap::from_pointee(Live::of(settings, None)))
     }
 
     /// Takes the reloadable values from a (re)loaded configuration.
     pub fn apply_config(&self, settings: &Settings) {
-        let s = &settings.session;
-        self.config_ttl_secs
-            .store(s.ttl.as_secs(), Ordering::Release);
-        self.remember_ttl_secs
-            .store(s.remember_ttl.as_secs(), Ordering::Release);
-        self.max_lifetime_secs.store(
-            s.max_lifetime.map(|d| d.as_secs()).unwrap_or(0),
-            Ordering::Release,
-        );
-        self.refresh_interval_ms
-            .store(ms(s.refresh_interval), Ordering::Release);
-        self.janitor_interval_ms
-            .store(ms(settings.janitor.interval), Ordering::Release);
-        self.max_sessions_per_user
-            .store(s.max_per_user, Ordering::Release);
+        self.0.rcu(|live| Live::of(settings, live.api_ttl));
     }
 
     pub fn set_api_ttl(&self, seconds: Option<u64>) {
-        match seconds {
-            Some(s) => {
-                self.api_ttl_secs.store(s, Ordering::Release);
-                self.api_ttl_set.store(true, Ordering::Release);
-            }
-            None => self.api_ttl_set.store(false, Ordering::Release),
-        }
+        let api_ttl = seconds.map(std::time::Duration::from_secs);
+        self.0.rcu(|live| Live {
+            api_ttl,
+            ..Live::clone(live)
+        });
     }
 
     pub fn ttl_secs(&self) -> (u64, TtlSource) {
-        if self.api_ttl_set.load(Ordering::Acquire) {
-            (self.api_ttl_secs.load(Ordering::Acquire), TtlSource::Api)
-        } else {
-            (
-                self.config_ttl_secs.load(Ordering::Acquire),
-                TtlSource::Config,
-            )
+        let live = self.0.load();
+        match live.api_ttl {
+            Some(ttl) => (ttl.as_secs(), TtlSource::Api),
+            None => (live.config_ttl.as_secs(), TtlSource::Config),
         }
     }
 
     pub fn ttl(&self) -> Duration {
-        Duration::seconds(i64::try_from(self.ttl_secs().0).unwrap_or(i64::MAX / 1000))
+        let live = self.0.load();
+        chrono(live.api_ttl.unwrap_or(live.config_ttl))
     }
 
     /// The sliding TTL of a session: `session.remember_ttl` for a "remember me" session (the
     /// API override does not apply to it), else the effective `session.ttl`.
     pub fn ttl_for(&self, remember: bool) -> Duration {
         if remember {
-            Duration::seconds(
-                i64::try_from(self.remember_ttl_secs.load(Ordering::Acquire))
-                    .unwrap_or(i64::MAX / 1000),
-            )
+            chrono(self.0.load().remember_ttl)
         } else {
             self.ttl()
         }
     }
 
     pub fn max_lifetime(&self) -> Option<Duration> {
-        match self.max_lifetime_secs.load(Ordering::Acquire) {
-            0 => None,
-            s => Some(Duration::seconds(
-                i64::try_from(s).unwrap_or(i64::MAX / 1000),
-            )),
-        }
+        self.0.load().max_lifetime.map(chrono)
     }
 
     pub fn refresh_interval(&self) -> Duration {
-        Duration::milliseconds(
-            i64::try_from(self.refresh_interval_ms.load(Ordering::Acquire)).unwrap_or(i64::MAX),
-        )
+        chrono(self.0.load().refresh_interval)
     }
 
     pub fn janitor_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.janitor_interval_ms.load(Ordering::Acquire))
+        self.0.load().janitor_interval
     }
 
     /// The most sessions one user may hold, if capped.
     pub fn max_sessions_per_user(&self) -> Option<i64> {
-        match self.max_sessions_per_user.load(Ordering::Acquire) {
-            0 => None,
-            n => Some(i64::try_from(n).unwrap_or(i64::MAX)),
-        }
+        self.0
+            .load()
+            .max_sessions_per_user
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
 
@@ -155,5 +139,26 @@ mod tests {
         settings.session.max_per_user = 0;
         t.apply_config(&settings);
         assert_eq!(t.max_sessions_per_user(), None);
+    }
+
+    #[test]
+    fn the_api_ttl_beats_the_configured_one_across_reloads_until_cleared() {
+        let mut settings = Settings::default();
+        settings.session.ttl = std::time::Duration::from_millis(100_900);
+        let t = Tunables::new(&settings);
+        assert_eq!(t.ttl_secs(), (100, TtlSource::Config));
+        t.set_api_ttl(Some(300));
+        settings.session.ttl = std::time::Duration::from_secs(200);
+        settings.session.max_lifetime = Some(std::time::Duration::from_secs(3600));
+        t.apply_config(&settings);
+        assert_eq!(t.ttl_secs(), (300, TtlSource::Api));
+        assert_eq!(t.ttl(), Duration::seconds(300));
+        assert_eq!(
+            t.ttl_for(true),
+            Duration::from_std(settings.session.remember_ttl).unwrap_or_default()
+        );
+        assert_eq!(t.max_lifetime(), Some(Duration::seconds(3600)));
+        t.set_api_ttl(None);
+        assert_eq!(t.ttl_secs(), (200, TtlSource::Config));
     }
 }
