@@ -113,11 +113,23 @@ impl Cli {
     /// Runs `pgusers ARGS` on a pseudo-terminal, answering each prompt once it has appeared.
     /// `stdout` holds everything the terminal showed (standard output and error).
     async fn run_on_terminal(&self, args: &[&str], answers: &[(&str, &str)]) -> Out {
+        self.run_on_terminal_then(args, answers, "").await
+    }
+
+    /// As [`Cli::run_on_terminal`], then the shell command `then` on the same terminal. An
+    /// answer ending in Ctrl-C is typed as it is, without a newline.
+    async fn run_on_terminal_then(
+        &self,
+        args: &[&str],
+        answers: &[(&str, &str)],
+        then: &str,
+    ) -> Out {
         let line = std::iter::once(env!("CARGO_BIN_EXE_pgusers").to_string())
             .chain(self.args(args))
             .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
             .collect::<Vec<_>>()
             .join(" ");
+        let line = format!("{line}{then}");
         let script_args = vec!["-qec".to_string(), line, "/dev/null".to_string()];
         let mut child = self
             .command("script", &script_args)
@@ -133,10 +145,15 @@ impl Cli {
         for (prompt, answer) in answers {
             let at = read_until(&mut output, &mut seen, from, prompt).await;
             from = at + prompt.len();
-            input
-                .write_all(format!("{answer}\n").as_bytes())
-                .await
-                .unwrap();
+            let typed = match answer.strip_suffix('\x03') {
+                // A person's Ctrl-C comes a moment after the prompt, not with it.
+                Some(_) => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    answer.to_string()
+                }
+                None => format!("{answer}\n"),
+            };
+            input.write_all(typed.as_bytes()).await.unwrap();
             input.flush().await.unwrap();
         }
         let mut rest = Vec::new();
@@ -399,6 +416,35 @@ async fn on_a_terminal_the_password_is_asked_twice_without_echo() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.stdout.contains("terminal-secret"), "echoed: {out:?}");
     app.login("alice", "terminal-secret").await;
+}
+
+#[actix_web::test]
+async fn ctrl_c_at_the_password_prompt_ends_the_command_and_gives_the_terminal_its_echo_back() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let cli = Cli::for_db(&app.db.config);
+    let out = cli
+        .run_on_terminal_then(
+            &["user", "add", "alice", "--email", "alice@example.org"],
+            &[("New password: ", "half-typed\x03")],
+            "; echo \"exit $?\"; stty -a",
+        )
+        .await;
+    assert!(out.stdout.contains("interrupted"), "{out:?}");
+    assert!(out.stdout.contains("exit 1"), "{out:?}");
+    assert!(!out.stdout.contains("half-typed"), "echoed: {out:?}");
+    let modes: Vec<&str> = out.stdout.split_whitespace().collect();
+    for mode in ["echo", "icanon", "isig"] {
+        assert!(modes.contains(&mode), "{mode} is back on: {out:?}");
+    }
+    let users: i64 = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 0, "nothing was created");
 }
 
 #[actix_web::test]

@@ -1,7 +1,10 @@
 //! Reading passwords and confirmations: from the terminal (passwords without echo, through
 //! `rpassword`), or one line from standard input when it is not a terminal.
 
+use std::fs::File;
 use std::io::{BufRead, ErrorKind, IsTerminal, Write};
+
+use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 
 use super::Failure;
 use crate::domain::validate::{self, PasswordPolicy};
@@ -92,11 +95,41 @@ async fn ask(prompt: &str, hidden: bool) -> Result<String, Failure> {
 }
 
 fn read_password(prompt: &str) -> Result<String, Failure> {
+    let _echo_off = EchoOff::on_the_terminal();
     rpassword::prompt_password(prompt).map_err(|e| match e.kind() {
         ErrorKind::Interrupted => Failure::Rejected("interrupted".into()),
         ErrorKind::UnexpectedEof => Failure::Rejected("no answer (end of input)".into()),
         _ => Failure::BadInput(format!("cannot read the password from the terminal: {e}")),
     })
+}
+
+/// The terminal without echo until dropped, then as it was. rpassword turns the echo off only
+/// after printing the prompt; this turns it off before, so nothing typed ahead is echoed.
+struct EchoOff(Option<(File, Termios)>);
+
+impl EchoOff {
+    fn on_the_terminal() -> Self {
+        let Ok(tty) = File::open("/dev/tty") else {
+            return Self(None);
+        };
+        let Ok(saved) = termios::tcgetattr(&tty) else {
+            return Self(None);
+        };
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        match termios::tcsetattr(&tty, SetArg::TCSANOW, &quiet) {
+            Ok(()) => Self(Some((tty, saved))),
+            Err(_) => Self(None),
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some((tty, saved)) = &self.0 {
+            let _ = termios::tcsetattr(tty, SetArg::TCSANOW, saved);
+        }
+    }
 }
 
 fn read_answer(prompt: &str) -> Result<String, Failure> {
