@@ -405,7 +405,7 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
     let path = dir.join("api-token");
     match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
     {
         Ok(mut file) => {
@@ -424,7 +424,7 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
                 .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
             return Err(format!(
                 "{} is a symbolic link, which the API token file must not be; delete it and \
                  pgusers makes a new token",
@@ -438,7 +438,7 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(token.as_bytes())
