@@ -158,6 +158,11 @@ pub async fn end_beyond_cap(
                        RETURNING key_digest";
     let stmt = db.prepare_cached(SQL).await?;
     let rows = db.query(&stmt, &[&userid, &new, &others, &now]).await?;
+    digests_in(&rows)
+}
+
+/// The key digests in the first column of `rows`.
+fn digests_in(rows: &[Row]) -> StoreResult<Vec<KeyDigest>> {
     rows.iter()
         .map(|r| {
             let bytes: Vec<u8> = get(r, 0)?;
@@ -193,13 +198,7 @@ pub async fn refresh_many(
                        SELECT key_digest FROM locked";
     let stmt = db.prepare_cached(SQL).await?;
     let rows = db.query(&stmt, &[&digests, &expires, &seen]).await?;
-    rows.iter()
-        .map(|r| {
-            let bytes: Vec<u8> = get(r, 0)?;
-            KeyDigest::from_slice(&bytes)
-                .ok_or_else(|| StoreError::Data("key digest is not 32 bytes".into()))
-        })
-        .collect()
+    digests_in(&rows)
 }
 
 /// Deletes the session with this key; returns its owner when there was one.
