@@ -103,6 +103,35 @@ async fn unknown_keys_are_not_found_and_bad_bodies_are_bad_calls() {
 }
 
 #[actix_web::test]
+async fn an_oversized_body_is_413_and_deeply_nested_json_is_a_bad_call_that_harms_nothing() {
+    let app = TestApp::start().await;
+    let raw = |body: String| {
+        app.http
+            .post(format!("{}/v1/sessions/check", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let big = format!(r#"{{"key": "{}"}}"#, "k".repeat(70 * 1024));
+    let r = TestApp::reply(raw(big).await.unwrap()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+    );
+    let deep = format!(r#"{{"key": {}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
+    let r = TestApp::reply(raw(deep).await.unwrap()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "BAD_CALL"));
+    app.create_user("still", "correct horse battery", false)
+        .await;
+    let key = app.login("still", "correct horse battery").await;
+    assert_eq!(
+        app.check(&key).await.status,
+        StatusCode::OK,
+        "the daemon still answers"
+    );
+}
+
+#[actix_web::test]
 async fn checks_slide_the_expiry_and_an_unchecked_session_expires_then_is_purged() {
     let app = TestApp::start_with(|s| {
         s.session.ttl = std::time::Duration::from_secs(600);

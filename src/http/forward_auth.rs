@@ -207,4 +207,16 @@ mod tests {
         assert_eq!(percent_encode("/a b?c=d&e"), "%2Fa%20b%3Fc%3Dd%26e");
         assert_eq!(percent_encode("https://x/y"), "https%3A%2F%2Fx%2Fy");
     }
+
+    #[test]
+    fn an_identity_value_with_a_line_break_becomes_empty_and_never_a_second_header() {
+        for text in [
+            "alice\r\nX-User-Admin: true",
+            "alice\nX-User-Admin: true",
+            "a\rb",
+        ] {
+            assert_eq!(header_value(text), HeaderValue::from_static(""), "{text:?}");
+        }
+        assert_eq!(header_value("ops,billing"), "ops,billing");
+    }
 }
