@@ -98,7 +98,7 @@ if [[ -n "${SCHEMATHESIS_BIN:-}" ]]; then
 else
     log "building the daemon"
     (cd "$ROOT" && cargo build --quiet --bin pgusers)
-    BIN="$ROOT/target/debug/pgusers"
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/pgusers"
 fi
 [[ -x "$BIN" ]] || { log "no daemon binary at $BIN"; exit 2; }
 
