@@ -9,9 +9,9 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{self, Secret, Settings, Sources};
-use crate::embedded::{self, EmbeddedPostgres};
-use crate::ops::sd_notify::Notifier;
-use crate::startup::{self, Inherited};
+use crate::daemon::embedded_postgres::{self, EmbeddedPostgres};
+use crate::daemon::startup::{self, Inherited};
+use crate::daemon::systemd::Notifier;
 use crate::telemetry::{self, LogControl};
 
 #[derive(Parser, Debug)]
@@ -106,8 +106,8 @@ pub fn main() -> ExitCode {
 
 fn take_inherited() -> std::io::Result<Inherited> {
     Ok(Inherited {
-        tcp: crate::ops::socket_activation::inherited_tcp_listeners()?,
-        unix: crate::ops::socket_activation::inherited_unix_listeners()?,
+        tcp: crate::daemon::listeners::inherited_tcp_listeners()?,
+        unix: crate::daemon::listeners::inherited_unix_listeners()?,
     })
 }
 
@@ -160,7 +160,7 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
     let pg = tokio::task::spawn_blocking(move || {
         EmbeddedPostgres::start(
             &start_dir,
-            embedded::Options {
+            embedded_postgres::Options {
                 durable: true,
                 remove_on_exit: false,
                 ..Default::default()
@@ -175,18 +175,18 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
         .await
         .map_err(|e| e.to_string())?;
     let driver = actix_web::rt::spawn(connection);
-    embedded::create_database_if_missing(&admin, embedded::DATABASE).await?;
+    embedded_postgres::create_database_if_missing(&admin, embedded_postgres::DATABASE).await?;
     drop(admin);
     driver.abort();
     let db = &mut settings.database;
     db.url = None;
     db.host = Some(pg.dir().display().to_string());
     db.port = Some(5432);
-    db.user = Some(embedded::ROLE.into());
+    db.user = Some(embedded_postgres::ROLE.into());
     db.password = None;
-    db.dbname = Some(embedded::DATABASE.into());
+    db.dbname = Some(embedded_postgres::DATABASE.into());
     if settings.api.tokens.is_empty() {
-        let (path, token) = embedded::api_token(pg.dir())?;
+        let (path, token) = embedded_postgres::api_token(pg.dir())?;
         settings.api.tokens.push(Secret::new(token));
         tracing::info!(file = %path.display(), "no API token configured: generated one (read it from this file)");
     }

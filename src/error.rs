@@ -170,7 +170,7 @@ impl From<Invalid> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         if !matches!(err, StoreError::Conflict(_)) {
-            crate::metrics::METRICS.db_error(matches!(err, StoreError::Unavailable(_)));
+            crate::telemetry::metrics::METRICS.db_error(matches!(err, StoreError::Unavailable(_)));
         }
         match err {
             StoreError::Unavailable(source) => Self::Unavailable(source),

@@ -411,9 +411,10 @@ async fn the_api_ttl_survives_a_restart_because_it_is_stored() {
     drop(db);
     let mut settings = support::settings_for(&app.db.config);
     settings.session.ttl = std::time::Duration::from_secs(5000);
-    let mut second = pgusers::startup::build(settings, app.clock.clone(), Default::default())
-        .await
-        .unwrap();
+    let mut second =
+        pgusers::daemon::startup::build(settings, app.clock.clone(), Default::default())
+            .await
+            .unwrap();
     let base = second.base_url().unwrap();
     second.spawn();
     let r = app

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pgusers::config::Settings;
-use pgusers::embedded::{self, EmbeddedPostgres};
+use pgusers::daemon::embedded_postgres::{self, EmbeddedPostgres};
 use pgusers::store::tls::SslPolicy;
 
 /// A CA, a server certificate it signed for the name `db.internal` only, and an unrelated CA.
@@ -107,7 +107,7 @@ fn settings(port: u16, host: &str, mode: SslPolicy, ca: &Path) -> Settings {
     let mut s = Settings::default();
     s.database.host = Some(host.into());
     s.database.port = Some(port);
-    s.database.user = Some(embedded::ROLE.into());
+    s.database.user = Some(embedded_postgres::ROLE.into());
     s.database.dbname = Some("postgres".into());
     s.database.sslmode = Some(mode);
     s.database.sslrootcert = Some(ca.to_path_buf());
@@ -153,7 +153,7 @@ async fn connections_are_encrypted_and_verified_as_configured() {
         .prefix("pgusers-tls-")
         .tempdir()
         .unwrap();
-    let options = embedded::Options {
+    let options = embedded_postgres::Options {
         tcp_port: Some(port),
         settings: vec![
             "ssl=on".into(),
@@ -172,7 +172,7 @@ async fn connections_are_encrypted_and_verified_as_configured() {
     let (ca, other) = (certs.path().join("ca.pem"), certs.path().join("other.pem"));
 
     // verify-ca: the chain is checked, the name is not (the certificate is for db.internal).
-    let pool = pgusers::startup::connect_and_migrate(&settings(
+    let pool = pgusers::daemon::startup::connect_and_migrate(&settings(
         port,
         "127.0.0.1",
         SslPolicy::VerifyCa,
@@ -183,7 +183,7 @@ async fn connections_are_encrypted_and_verified_as_configured() {
     assert!(encrypted(&pool).await, "the connection is encrypted");
 
     // verify-full: the name must match too.
-    let err = pgusers::startup::connect_and_migrate(&settings(
+    let err = pgusers::daemon::startup::connect_and_migrate(&settings(
         port,
         "localhost",
         SslPolicy::VerifyFull,
@@ -199,13 +199,18 @@ async fn connections_are_encrypted_and_verified_as_configured() {
 
     // A wrong CA is refused by both verifying modes.
     for mode in [SslPolicy::VerifyCa, SslPolicy::VerifyFull] {
-        let r =
-            pgusers::startup::connect_and_migrate(&settings(port, "127.0.0.1", mode, &other)).await;
+        let r = pgusers::daemon::startup::connect_and_migrate(&settings(
+            port,
+            "127.0.0.1",
+            mode,
+            &other,
+        ))
+        .await;
         assert!(r.is_err(), "{mode:?} with the wrong CA must fail");
     }
 
     // require: encrypted, certificate not checked.
-    let pool = pgusers::startup::connect_and_migrate(&settings(
+    let pool = pgusers::daemon::startup::connect_and_migrate(&settings(
         port,
         "127.0.0.1",
         SslPolicy::Require,

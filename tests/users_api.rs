@@ -628,7 +628,7 @@ async fn look_alike_users_from_before_the_rule_keep_working_and_are_reported_at_
             .unwrap();
     }
     let settings = support::settings_for(&db.config);
-    let pool = pgusers::startup::connect_and_migrate(&settings)
+    let pool = pgusers::daemon::startup::connect_and_migrate(&settings)
         .await
         .expect("colliding rows do not stop the start");
     let skeletons: Vec<(String, Option<String>)> = client

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pgusers::domain::KeyDigest;
-use pgusers::refresh_queue::{self, PendingRefresh};
+use pgusers::sessions::refresh::{self, PendingRefresh};
 use reqwest::StatusCode;
 use support::TestApp;
 
@@ -71,7 +71,7 @@ async fn a_refresh_batch_that_loses_a_deadlock_is_tried_again_and_lands() {
     let pool = app.daemon.pool.clone();
     let write = actix_web::rt::spawn(async move {
         let mut batch = vec![(second, refresh), (first, refresh)];
-        refresh_queue::write(&pool, &mut batch).await
+        refresh::write(&pool, &mut batch).await
     });
     until_a_refresh_waits_for_a_lock(&app).await;
     // ... and then asks for the row the batch holds: a deadlock, which PostgreSQL breaks by

@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pgusers::config::duration;
-use pgusers::invalidation::{parse_payload, Item};
+use pgusers::sessions::invalidation::{parse_payload, Item};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

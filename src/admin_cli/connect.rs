@@ -8,7 +8,7 @@ use tokio_postgres::config::Host;
 
 use super::Failure;
 use crate::config::{DatabaseSettings, Settings};
-use crate::embedded;
+use crate::daemon::embedded_postgres;
 use crate::error::cause_chain;
 use crate::store::{self, migrate};
 
@@ -59,9 +59,9 @@ fn effective(settings: &Settings) -> Result<DatabaseSettings, Failure> {
     db.url = None;
     db.host = Some(socket_dir);
     db.port = Some(EMBEDDED_PORT);
-    db.user = Some(embedded::ROLE.into());
+    db.user = Some(embedded_postgres::ROLE.into());
     db.password = None;
-    db.dbname = Some(embedded::DATABASE.into());
+    db.dbname = Some(embedded_postgres::DATABASE.into());
     Ok(db)
 }
 

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use super::connect::{self, Database};
 use super::output::{self, UserView};
 use super::{prompt, Failure, Outcome};
+use crate::accounts::passwords::PasswordHasher;
 use crate::config::Settings;
 use crate::domain::validate;
-use crate::passwords::PasswordHasher;
 use crate::store::sessions::{self as sessions_store, SessionFilter};
 use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
 use crate::store::GenericClient;
@@ -441,7 +441,7 @@ async fn set_admin(db: &Database, spec: &str, admin: bool, json: bool) -> Outcom
 
 async fn unlock(db: &Database, spec: &str, json: bool) -> Outcome {
     let user = resolve(&db.client, spec).await?;
-    let key = crate::guard::account_key(&user.username);
+    let key = crate::accounts::throttle::account_key(&user.username);
     let was_locked = crate::store::security::clear(&db.client, "account", &key).await?;
     tracing::info!(userid = user.userid, was_locked, "account unlocked");
     if json {

@@ -2,6 +2,7 @@
 
 pub mod duration;
 mod keys;
+pub mod live;
 mod load;
 mod print;
 

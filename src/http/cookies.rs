@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::CachedSession;
 use crate::clock::Clock;
 use crate::config::SessionSettings;
+use crate::sessions::cache::CachedSession;
 
 /// How long the browser keeps the cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

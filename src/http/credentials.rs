@@ -7,11 +7,11 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 
 use super::AppState;
-use crate::cache::CachedSession;
 use crate::config::Secret;
 use crate::domain::keys::secrets_equal;
 use crate::domain::KeyDigest;
 use crate::error::{ApiError, ApiResult};
+use crate::sessions::cache::CachedSession;
 
 /// The configured API tokens, compared in constant time.
 pub struct ApiTokens(Vec<Secret>);

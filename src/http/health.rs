@@ -53,7 +53,7 @@ pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 pub fn render_metrics(state: &AppState) -> HttpResponse {
     let core = &state.services.core;
     let pool = core.pool.status();
-    let gauges = crate::metrics::Gauges {
+    let gauges = crate::telemetry::metrics::Gauges {
         cache_entries: core.cache.len(),
         cache_bytes: core.cache.weighted_size(),
         hash_queue_depth: core.hasher.queue_depth(),
@@ -64,7 +64,7 @@ pub fn render_metrics(state: &AppState) -> HttpResponse {
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::METRICS.render(&gauges))
+        .body(crate::telemetry::metrics::METRICS.render(&gauges))
 }
 
 /// `GET /v1/openapi.json`: the OpenAPI description of this API.

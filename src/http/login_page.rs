@@ -12,8 +12,8 @@ use super::cookies::{self, Lifetime};
 use super::credentials::session_key;
 use super::sessions::validate_login_input;
 use super::AppState;
-use crate::actors::NewLogin;
 use crate::error::ApiError;
+use crate::sessions::NewLogin;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {

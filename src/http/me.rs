@@ -9,7 +9,7 @@ use super::paging::Page;
 use super::requests::*;
 use super::views::{SessionList, UserView};
 use super::AppState;
-use crate::actors::PasswordChange;
+use crate::accounts::PasswordChange;
 use crate::error::ApiResult;
 
 /// The user object of the session's holder, with the user's groups (sorted).

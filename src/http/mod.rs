@@ -15,6 +15,7 @@ mod paging;
 pub mod requests;
 mod sessions;
 mod sessions_page;
+pub mod tls;
 mod users;
 mod views;
 
@@ -32,10 +33,10 @@ pub mod parse {
 pub use health::render_metrics;
 pub use observe::observe;
 
-use crate::actors::Services;
+use crate::accounts::passwords::HashError;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::passwords::HashError;
+use crate::sessions::Services;
 
 /// What every handler can reach: the service handles and the request-facing settings.
 pub struct AppState {

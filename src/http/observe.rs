@@ -15,7 +15,7 @@ use actix_web::{web, Error};
 use tracing::Instrument;
 
 use super::AppState;
-use crate::metrics::METRICS;
+use crate::telemetry::metrics::METRICS;
 
 /// The target of the access-log lines.
 pub const ACCESS_TARGET: &str = "pgusers::access";

@@ -14,10 +14,10 @@ use super::cookies;
 use super::credentials::{session_key, KeySource};
 use super::login_page::{escape, html_response, provenance, Provenance};
 use super::AppState;
-use crate::cache::CachedSession;
 use crate::domain::keys::secrets_equal;
 use crate::domain::KeyDigest;
 use crate::error::ApiError;
+use crate::sessions::cache::CachedSession;
 use crate::store::sessions::SessionRow;
 
 const PAGE: &str = include_str!("sessions_page.html");

@@ -9,7 +9,7 @@ use super::paging::Page;
 use super::requests::*;
 use super::views::UserView;
 use super::AppState;
-use crate::actors::{NewAccount, PasswordChange};
+use crate::accounts::{NewAccount, PasswordChange};
 use crate::domain::validate;
 use crate::error::{ApiError, ApiResult};
 

@@ -24,9 +24,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
+use crate::accounts::passwords::legacy_phc;
 use crate::domain::keys::MAX_KEY_LEN;
 use crate::domain::{validate, KeyDigest};
-use crate::passwords::legacy_phc;
 
 /// The password hash of an imported user whose library hash was unusable: it never verifies.
 pub const UNUSABLE_HASH: &str = "!imported-without-a-usable-password";

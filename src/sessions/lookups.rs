@@ -124,7 +124,7 @@ impl LookupBatcher {
             }
             Err(err) => {
                 let unavailable = matches!(err, StoreError::Unavailable(_));
-                crate::metrics::METRICS.db_error(unavailable);
+                crate::telemetry::metrics::METRICS.db_error(unavailable);
                 let shared = Arc::new(err);
                 for w in batch {
                     let cause = Box::new(BatchFailure(shared.clone()));

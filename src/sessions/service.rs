@@ -11,19 +11,19 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{ask, Core};
-use crate::cache::CachedSession;
+use crate::config::live::TtlSource;
 use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::{CheckOutcome, METRICS};
-use crate::refresh_queue::{self, PendingRefresh};
+use crate::sessions::cache::CachedSession;
+use crate::sessions::refresh::{self, PendingRefresh};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
 use crate::store::users::UserRow;
 use crate::store::{settings as settings_store, users as users_store, StoreError};
+use crate::telemetry::metrics::{CheckOutcome, METRICS};
 use crate::telemetry::{self, LoginRefusal};
-use crate::tunables::TtlSource;
 
 pub struct SessionActor {
     core: Core,
@@ -124,7 +124,7 @@ impl Handler<Create> for SessionActor {
 /// How often pending expiry refreshes are written.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Writes every pending expiry refresh in one statement (see [`refresh_queue::write`]);
+/// Writes every pending expiry refresh in one statement (see [`refresh::write`]);
 /// sessions that no longer exist are evicted; on failure the refreshes are put back for the
 /// next round.
 async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
@@ -132,7 +132,7 @@ async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
     if pending.is_empty() {
         return Ok(0);
     }
-    match refresh_queue::write(&core.pool, &mut pending).await {
+    match refresh::write(&core.pool, &mut pending).await {
         Ok(found) => {
             let found: std::collections::HashSet<KeyDigest> = found.into_iter().collect();
             for (digest, _) in &pending {

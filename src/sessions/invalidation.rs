@@ -9,9 +9,9 @@ use futures_util::future::poll_fn;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_postgres::AsyncMessage;
 
-use crate::actors::SessionHandle;
-use crate::cache::SessionCache;
 use crate::domain::KeyDigest;
+use crate::sessions::cache::SessionCache;
+use crate::sessions::SessionHandle;
 
 pub const CHANNEL: &str = "pgusers_invalidate";
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -226,7 +226,7 @@ async fn listen_once(
 
 /// Applies one notification at once; a TTL change is handed to [`reload_ttl`].
 fn apply(payload: &str, cache: &SessionCache, ttl_stale: &Notify) {
-    crate::metrics::METRICS.invalidation();
+    crate::telemetry::metrics::METRICS.invalidation();
     for item in parse_payload(payload) {
         match item {
             Item::Key(digest) => cache.evict_key(&digest),

@@ -9,16 +9,16 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use deadpool_postgres::Pool;
 
-use crate::actors::{Core, Services};
-use crate::cache::SessionCache;
+use crate::accounts::passwords::PasswordHasher;
 use crate::clock::SharedClock;
+use crate::config::live::Tunables;
 use crate::config::{ListenAddr, Settings};
+use crate::http::tls::ReloadableCert;
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
-use crate::https::ReloadableCert;
-use crate::invalidation::{self, ListenerStatus};
-use crate::passwords::PasswordHasher;
+use crate::sessions::cache::SessionCache;
+use crate::sessions::invalidation::{self, ListenerStatus};
+use crate::sessions::{Core, Services};
 use crate::store::{self, migrate};
-use crate::tunables::Tunables;
 
 /// Listeners handed over by the caller (systemd socket activation) instead of `server.listen`.
 #[derive(Default)]
@@ -176,11 +176,11 @@ pub async fn build(
         hasher: Arc::new(hasher),
         password_policy: settings.password.policy(),
         refreshes: Arc::default(),
-        lookups: Arc::new(crate::lookups::LookupBatcher::for_pool(
+        lookups: Arc::new(crate::sessions::lookups::LookupBatcher::for_pool(
             pool.clone(),
             settings.database.pool_size,
         )),
-        guard: Arc::new(crate::guard::Guard::new(
+        guard: Arc::new(crate::accounts::throttle::Guard::new(
             settings.throttle.clone(),
             settings.audit.clone(),
             settings.server.instance_name.clone(),

@@ -1,9 +1,14 @@
-//! The actor core behind small handles: sessions (cache + write-through), user mutations, and
-//! the janitor. Nothing outside this module sees an `Addr`, a message or a `MailboxError`.
+//! The session engine: the hot path of checks (a moka cache with invalidation from every
+//! instance, batched lookups for misses), session creation and kills written through to
+//! PostgreSQL, expiry refreshes written behind, and the janitor. Nothing outside this room sees
+//! an `Addr`, a message or a `MailboxError`.
 
+pub mod cache;
+pub mod invalidation;
 mod janitor;
-mod session;
-mod user;
+pub mod lookups;
+pub mod refresh;
+mod service;
 
 use std::sync::Arc;
 
@@ -11,17 +16,17 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
 use deadpool_postgres::{Object, Pool};
 
+use crate::accounts::UserHandle;
 pub use janitor::JanitorHandle;
-pub use session::{LoginOutcome, NewLogin, SessionHandle};
-pub use user::{GroupChange, NewAccount, PasswordChange, UserHandle};
+pub use service::{LoginOutcome, NewLogin, SessionHandle};
 
-use crate::cache::SessionCache;
+use crate::accounts::passwords::PasswordHasher;
 use crate::clock::SharedClock;
+use crate::config::live::Tunables;
 use crate::domain::validate::PasswordPolicy;
 use crate::error::ApiError;
-use crate::passwords::PasswordHasher;
+use crate::sessions::cache::SessionCache;
 use crate::store::StoreError;
-use crate::tunables::Tunables;
 
 /// What every actor and handle shares.
 #[derive(Clone)]
@@ -32,10 +37,10 @@ pub struct Core {
     pub tunables: Arc<Tunables>,
     pub hasher: Arc<PasswordHasher>,
     pub password_policy: PasswordPolicy,
-    pub guard: Arc<crate::guard::Guard>,
-    pub refreshes: Arc<crate::refresh_queue::RefreshQueue>,
+    pub guard: Arc<crate::accounts::throttle::Guard>,
+    pub refreshes: Arc<crate::sessions::refresh::RefreshQueue>,
     /// Session lookups for cache misses, batched across concurrent checks.
-    pub lookups: Arc<crate::lookups::LookupBatcher>,
+    pub lookups: Arc<crate::sessions::lookups::LookupBatcher>,
 }
 
 impl Core {
@@ -79,7 +84,7 @@ impl Services {
 }
 
 /// Sends a message and flattens the mailbox failure into an internal error.
-async fn ask<A, M, T>(addr: &Addr<A>, msg: M) -> Result<T, ApiError>
+pub(crate) async fn ask<A, M, T>(addr: &Addr<A>, msg: M) -> Result<T, ApiError>
 where
     A: Actor + Handler<M>,
     A::Context: ToEnvelope<A, M>,

@@ -4,9 +4,9 @@
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use serde_json::Value;
 
-use super::{ask, Core, SessionHandle};
 use crate::domain::{validate, KeyDigest};
 use crate::error::{ApiError, ApiResult};
+use crate::sessions::{ask, Core, SessionHandle};
 use crate::store::groups::{self as groups_store, GroupCount};
 use crate::store::sessions::{self as sessions_store, SessionFilter};
 use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
@@ -269,7 +269,7 @@ impl UserHandle {
         self.addr.connected()
     }
 
-    pub(super) fn start(core: Core, sessions: SessionHandle) -> Self {
+    pub(crate) fn start(core: Core, sessions: SessionHandle) -> Self {
         let addr = UserActor { core: core.clone() }.start();
         Self {
             core,

@@ -115,10 +115,10 @@ impl PasswordHasher {
         tokio::task::spawn_blocking(move || {
             // Hashing yields the CPU to request workers (the thread stays lowered: any later
             // blocking work on it is background work too).
-            crate::ops::priority::lower_current_thread_once();
+            crate::accounts::priority::lower_current_thread_once();
             let started = std::time::Instant::now();
             let out = job(argon2);
-            crate::metrics::METRICS
+            crate::telemetry::metrics::METRICS
                 .hash_seconds
                 .observe(started.elapsed());
             drop(permit);

@@ -67,7 +67,7 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
     let _ = db
         .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
         .await;
-    crate::metrics::METRICS.janitor_run(total);
+    crate::telemetry::metrics::METRICS.janitor_run(total);
     result
 }
 

@@ -1,0 +1,6 @@
+//! What the daemon tells its operators: logs (and the fixed lines fail2ban matches) and metrics.
+
+mod logs;
+pub mod metrics;
+
+pub use logs::{init, login_refused, LogControl, LoginRefusal};
