@@ -7,7 +7,7 @@ mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use pgusers::daemon::embedded_postgres::api_token;
+use pgusers::store::embedded::api_token;
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().mode() & 0o777

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pgusers::config::Settings;
-use pgusers::daemon::embedded_postgres::{self, EmbeddedPostgres};
+use pgusers::store::embedded::{self, EmbeddedPostgres};
 use pgusers::store::tls::SslPolicy;
 
 /// A CA, a server certificate it signed for the name `db.internal` only, and an unrelated CA.
@@ -107,7 +107,7 @@ fn settings(port: u16, host: &str, mode: SslPolicy, ca: &Path) -> Settings {
     let mut s = Settings::default();
     s.database.host = Some(host.into());
     s.database.port = Some(port);
-    s.database.user = Some(embedded_postgres::ROLE.into());
+    s.database.user = Some(embedded::ROLE.into());
     s.database.dbname = Some("postgres".into());
     s.database.sslmode = Some(mode);
     s.database.sslrootcert = Some(ca.to_path_buf());
@@ -153,7 +153,7 @@ async fn connections_are_encrypted_and_verified_as_configured() {
         .prefix("pgusers-tls-")
         .tempdir()
         .unwrap();
-    let options = embedded_postgres::Options {
+    let options = embedded::Options {
         tcp_port: Some(port),
         settings: vec![
             "ssl=on".into(),

@@ -1,9 +1,80 @@
-//! Account use cases: creating, changing and deleting users, their groups and passwords, the
-//! brute-force throttle and audit trail in front of them, and password hashing on its own pool.
+//! Account use cases: logins, creating, changing and deleting users, their groups and passwords,
+//! the brute-force throttle and audit trail in front of them, and password hashing on its own
+//! pool. Both faces, the HTTP API and the admin command line, go through [`Services`].
 
+mod login;
 pub mod passwords;
 pub mod priority;
 mod service;
 pub mod throttle;
 
+use std::sync::Arc;
+
+use deadpool_postgres::{Object, Pool};
+
+pub use login::{LoginOutcome, NewLogin};
 pub use service::{GroupChange, NewAccount, PasswordChange, UserHandle};
+
+use crate::clock::SharedClock;
+use crate::domain::validate::PasswordPolicy;
+use crate::error::ApiError;
+use crate::sessions::cache::SessionCache;
+use crate::sessions::{JanitorHandle, Retention, SessionCore, SessionHandle};
+use crate::store::StoreError;
+use passwords::PasswordHasher;
+use throttle::Guard;
+
+/// What the account use cases share.
+#[derive(Clone)]
+pub struct AccountCore {
+    pub pool: Pool,
+    pub clock: SharedClock,
+    /// The session cache, for evicting a changed or deleted user's sessions at once.
+    pub cache: Arc<SessionCache>,
+    pub hasher: Arc<PasswordHasher>,
+    pub password_policy: PasswordPolicy,
+    pub guard: Arc<Guard>,
+}
+
+impl AccountCore {
+    pub async fn db(&self) -> Result<Object, ApiError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| ApiError::from(StoreError::from(e)))
+    }
+}
+
+/// The services both faces use, one handle per concern.
+#[derive(Clone)]
+pub struct Services {
+    pub core: SessionCore,
+    pub sessions: SessionHandle,
+    pub users: UserHandle,
+    pub janitor: JanitorHandle,
+}
+
+impl Services {
+    /// Starts the actors on the current actix system.
+    pub fn start(
+        core: SessionCore,
+        accounts: AccountCore,
+        janitor_batch: i64,
+        retention: Retention,
+    ) -> Self {
+        let sessions = SessionHandle::start(core.clone());
+        let users = UserHandle::start(accounts, sessions.clone());
+        let janitor = JanitorHandle::start(core.clone(), janitor_batch, retention);
+        Self {
+            core,
+            sessions,
+            users,
+            janitor,
+        }
+    }
+
+    /// True while every actor is running (for the systemd watchdog).
+    pub fn actors_alive(&self) -> bool {
+        self.sessions.is_alive() && self.users.is_alive() && self.janitor.is_alive()
+    }
+}

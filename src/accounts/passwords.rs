@@ -26,6 +26,18 @@ pub enum HashError {
     Failed(String),
 }
 
+/// Password hashing failures as use-case errors: a full queue is back-pressure, not a bug.
+impl From<HashError> for crate::error::ApiError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            HashError::Failed(msg) => Self::internal_msg(msg),
+        }
+    }
+}
+
 /// Hashes and verifies passwords; at most `threads` run at once, at most `queue_limit` wait.
 pub struct PasswordHasher {
     argon2: Argon2<'static>,

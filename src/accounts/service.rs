@@ -4,15 +4,16 @@
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use serde_json::Value;
 
+use super::AccountCore;
 use crate::domain::{validate, KeyDigest};
 use crate::error::{ApiError, ApiResult};
-use crate::sessions::{ask, Core, SessionHandle};
+use crate::sessions::{ask, SessionHandle};
 use crate::store::groups::{self as groups_store, GroupCount};
 use crate::store::sessions::{self as sessions_store, SessionFilter};
 use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
 
 pub struct UserActor {
-    core: Core,
+    core: AccountCore,
 }
 
 impl Actor for UserActor {
@@ -40,7 +41,7 @@ impl Handler<NewAccount> for UserActor {
                 .hasher
                 .hash(msg.password)
                 .await
-                .map_err(crate::http::hash_error)?;
+                .map_err(ApiError::from)?;
             let db = core.db().await?;
             let userid = store::insert(
                 &db,
@@ -179,7 +180,7 @@ impl Handler<PasswordChange> for UserActor {
                 .hasher
                 .hash(msg.new_password)
                 .await
-                .map_err(crate::http::hash_error)?;
+                .map_err(ApiError::from)?;
             let mut db = core.db().await?;
             let tx = db
                 .transaction()
@@ -205,7 +206,7 @@ impl Handler<PasswordChange> for UserActor {
 /// Checks a user's old password like a login: an attempt reserved on the throttle (account and
 /// address) before hashing, failures counted, locked and audited.
 async fn check_old_password(
-    core: &Core,
+    core: &AccountCore,
     user: &UserRow,
     old: String,
     client: Option<std::net::IpAddr>,
@@ -225,7 +226,7 @@ async fn check_old_password(
         Ok(ok) => ok,
         Err(e) => {
             core.guard.cancel(&core.db().await?, &attempt).await?;
-            return Err(crate::http::hash_error(e));
+            return Err(ApiError::from(e));
         }
     };
     let db = core.db().await?;
@@ -258,9 +259,9 @@ async fn check_old_password(
 /// The way into accounts: reads go straight to the store, mutations through the actor.
 #[derive(Clone)]
 pub struct UserHandle {
-    core: Core,
+    pub(super) core: AccountCore,
     addr: Addr<UserActor>,
-    sessions: SessionHandle,
+    pub(super) sessions: SessionHandle,
 }
 
 impl UserHandle {
@@ -269,7 +270,7 @@ impl UserHandle {
         self.addr.connected()
     }
 
-    pub(crate) fn start(core: Core, sessions: SessionHandle) -> Self {
+    pub(crate) fn start(core: AccountCore, sessions: SessionHandle) -> Self {
         let addr = UserActor { core: core.clone() }.start();
         Self {
             core,
@@ -396,9 +397,43 @@ impl UserHandle {
         Ok(page)
     }
 
-    /// The session handle, for operations that span both (e.g. the caller's own sessions).
-    pub fn sessions(&self) -> &SessionHandle {
-        &self.sessions
+    /// Lifts a brute-force lock of the account; true when it was throttled.
+    pub async fn unlock(&self, userid: i64) -> ApiResult<bool> {
+        let user = self.find_by_id(userid).await?;
+        let db = self.core.db().await?;
+        self.core.guard.unlock(&db, &user.username).await
+    }
+
+    /// Writes a security event to the audit trail; a failure is logged, never fatal.
+    pub async fn audit(
+        &self,
+        kind: &str,
+        userid: Option<i64>,
+        client: Option<std::net::IpAddr>,
+        detail: Option<Value>,
+    ) {
+        match self.core.db().await {
+            Ok(db) => {
+                self.core
+                    .guard
+                    .record(
+                        &db,
+                        self.core.clock.now(),
+                        kind,
+                        userid,
+                        None,
+                        client,
+                        detail,
+                    )
+                    .await
+            }
+            Err(e) => tracing::warn!(kind, error = %e, "could not write an audit event"),
+        }
+    }
+
+    /// Password operations waiting for a hashing thread (a metric).
+    pub fn hash_queue_depth(&self) -> usize {
+        self.core.hasher.queue_depth()
     }
 }
 

@@ -243,19 +243,6 @@ impl Guard {
             tracing::warn!(error = %e, kind, "could not write an audit event");
         }
     }
-
-    /// The janitor's share: old audit events and stale throttle rows, `batch` rows per statement.
-    pub async fn purge(
-        &self,
-        db: &impl GenericClient,
-        now: DateTime<Utc>,
-        batch: i64,
-    ) -> Result<(u64, u64), ApiError> {
-        let events = store::purge_events(db, now - seconds(self.audit.retention), batch).await?;
-        let failures =
-            store::purge_failures(db, now - seconds(self.throttle.window), batch).await?;
-        Ok((events, failures))
-    }
 }
 
 #[cfg(test)]

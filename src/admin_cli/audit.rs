@@ -4,8 +4,8 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::connect;
+use super::connect::resolve;
 use super::output::{self, timestamp};
-use super::users::resolve;
 use super::Outcome;
 use crate::config::Settings;
 use crate::store::security as store;

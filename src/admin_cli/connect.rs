@@ -8,8 +8,8 @@ use tokio_postgres::config::Host;
 
 use super::Failure;
 use crate::config::{DatabaseSettings, Settings};
-use crate::daemon::embedded_postgres;
 use crate::error::cause_chain;
+use crate::store::embedded;
 use crate::store::{self, migrate};
 
 /// The port the embedded cluster's socket is named after (see `embedded.rs`).
@@ -59,9 +59,9 @@ fn effective(settings: &Settings) -> Result<DatabaseSettings, Failure> {
     db.url = None;
     db.host = Some(socket_dir);
     db.port = Some(EMBEDDED_PORT);
-    db.user = Some(embedded_postgres::ROLE.into());
+    db.user = Some(embedded::ROLE.into());
     db.password = None;
-    db.dbname = Some(embedded_postgres::DATABASE.into());
+    db.dbname = Some(embedded::DATABASE.into());
     Ok(db)
 }
 
@@ -112,4 +112,27 @@ async fn check_schema(client: &tokio_postgres::Client) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// Finds USER: `#<userid>`, else a username, else (when it has an `@`) an email.
+pub(super) async fn resolve(
+    db: &impl crate::store::GenericClient,
+    spec: &str,
+) -> Result<crate::store::users::UserRow, Failure> {
+    let found = match spec.strip_prefix('#') {
+        Some(id) => {
+            let id: i64 = id.parse().map_err(|_| {
+                Failure::BadInput(format!("'{spec}' is not a user id (expected #<number>)"))
+            })?;
+            crate::store::users::find_by_id(db, id).await?
+        }
+        None => match crate::store::users::find_by_username(db, spec).await? {
+            Some(user) => Some(user),
+            None if spec.contains('@') => crate::store::users::find_by_email(db, spec).await?,
+            None => None,
+        },
+    };
+    let user = found.ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
+    tracing::debug!(spec, userid = user.userid, "user found");
+    Ok(user)
 }

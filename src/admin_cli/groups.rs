@@ -4,9 +4,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
+use super::connect::resolve;
 use super::connect::{self, Database};
 use super::output::{self, UserView};
-use super::users::resolve;
 use super::{Failure, Outcome};
 use crate::config::Settings;
 use crate::store::groups as store;

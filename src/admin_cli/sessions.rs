@@ -4,9 +4,9 @@ use clap::{ArgGroup, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
+use super::connect::resolve;
 use super::connect::{self, Database};
 use super::output::{self, SessionView};
-use super::users::resolve;
 use super::{Failure, Outcome};
 use crate::config::Settings;
 use crate::store::sessions::{self as store, SessionFilter, SessionRow};

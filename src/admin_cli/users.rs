@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::connect::{self, Database};
+use super::connect::{self, resolve, Database};
 use super::output::{self, UserView};
 use super::{prompt, Failure, Outcome};
 use crate::accounts::passwords::PasswordHasher;
@@ -147,26 +147,6 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
             delete(connect::open(settings).await?, &user, yes, json).await
         }
     }
-}
-
-/// Finds USER: `#<userid>`, else a username, else (when it has an `@`) an email.
-pub(super) async fn resolve(db: &impl GenericClient, spec: &str) -> Result<UserRow, Failure> {
-    let found = match spec.strip_prefix('#') {
-        Some(id) => {
-            let id: i64 = id.parse().map_err(|_| {
-                Failure::BadInput(format!("'{spec}' is not a user id (expected #<number>)"))
-            })?;
-            store::find_by_id(db, id).await?
-        }
-        None => match store::find_by_username(db, spec).await? {
-            Some(user) => Some(user),
-            None if spec.contains('@') => store::find_by_email(db, spec).await?,
-            None => None,
-        },
-    };
-    let user = found.ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
-    tracing::debug!(spec, userid = user.userid, "user found");
-    Ok(user)
 }
 
 /// A new account whose fields passed the API's validation.

@@ -381,9 +381,7 @@ pub(super) fn apply(s: &mut Settings, key: &str, raw: &Raw) -> Result<(), String
         "database.password_file" => s.database.password_file = raw.opt_string()?.map(PathBuf::from),
         "database.host" => s.database.host = raw.opt_string()?,
         "database.port" => s.database.port = Some(raw.positive()?),
-        "database.sslmode" => {
-            s.database.sslmode = Some(crate::store::tls::SslPolicy::parse(&raw.string()?)?)
-        }
+        "database.sslmode" => s.database.sslmode = Some(super::SslPolicy::parse(&raw.string()?)?),
         "database.sslrootcert" => s.database.sslrootcert = raw.opt_string()?.map(PathBuf::from),
         "database.pool_size" => s.database.pool_size = at_least(raw.positive()?, 1)?,
         "database.schema" => s.database.schema = schema_name(&raw.string()?)?,

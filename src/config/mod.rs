@@ -177,7 +177,7 @@ pub struct DatabaseSettings {
     pub tcp_keepalive: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sslmode: Option<crate::store::tls::SslPolicy>,
+    pub sslmode: Option<SslPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sslrootcert: Option<PathBuf>,
     pub embedded: bool,
@@ -491,6 +491,32 @@ impl Settings {
             default_hash_threads()
         } else {
             self.password.hash_threads
+        }
+    }
+}
+
+/// How the connection to PostgreSQL is protected (serialized as libpq's name for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslPolicy {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslPolicy {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "disable" => Ok(Self::Disable),
+            "prefer" => Ok(Self::Prefer),
+            "require" => Ok(Self::Require),
+            "verify-ca" => Ok(Self::VerifyCa),
+            "verify-full" => Ok(Self::VerifyFull),
+            other => Err(format!(
+                "'{other}' is not disable, prefer, require, verify-ca or verify-full"
+            )),
         }
     }
 }

@@ -86,6 +86,14 @@ pub fn inherited_unix_listeners() -> io::Result<Vec<UnixListener>> {
     take(|i| std::mem::take(&mut i.unix))
 }
 
+/// The sockets systemd handed over (none outside socket activation).
+pub fn take_inherited() -> std::io::Result<crate::daemon::startup::Inherited> {
+    Ok(crate::daemon::startup::Inherited {
+        tcp: inherited_tcp_listeners()?,
+        unix: inherited_unix_listeners()?,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -1,7 +1,9 @@
-//! The process: startup (connect, migrate, start the services, bind every listener), the embedded
-//! PostgreSQL, systemd notifications and inherited sockets.
+//! The process: startup (connect, migrate, start the services, bind every listener), the serve
+//! loop with its signals, reloads and watchdog, the container health check, systemd
+//! notifications and inherited sockets.
 
-pub mod embedded_postgres;
+pub mod healthcheck;
 pub mod listeners;
+pub mod run;
 pub mod startup;
 pub mod systemd;

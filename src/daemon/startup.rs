@@ -10,6 +10,7 @@ use actix_web::{web, App, HttpServer};
 use deadpool_postgres::Pool;
 
 use crate::accounts::passwords::PasswordHasher;
+use crate::accounts::{AccountCore, Services};
 use crate::clock::SharedClock;
 use crate::config::live::Tunables;
 use crate::config::{ListenAddr, Settings};
@@ -17,7 +18,7 @@ use crate::http::tls::ReloadableCert;
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
 use crate::sessions::cache::SessionCache;
 use crate::sessions::invalidation::{self, ListenerStatus};
-use crate::sessions::{Core, Services};
+use crate::sessions::{Retention, SessionCore};
 use crate::store::{self, migrate};
 
 /// Listeners handed over by the caller (systemd socket activation) instead of `server.listen`.
@@ -168,25 +169,37 @@ pub async fn build(
         settings.session.cache_max_bytes,
         settings.session.cache_max_age,
     );
-    let core = Core {
+    let cache = Arc::new(cache);
+    let clock_for_accounts = clock.clone();
+    let core = SessionCore {
         pool: pool.clone(),
-        cache: Arc::new(cache),
+        cache: cache.clone(),
         clock,
         tunables: Arc::new(Tunables::new(&settings)),
-        hasher: Arc::new(hasher),
-        password_policy: settings.password.policy(),
         refreshes: Arc::default(),
         lookups: Arc::new(crate::sessions::lookups::LookupBatcher::for_pool(
             pool.clone(),
             settings.database.pool_size,
         )),
+    };
+    let accounts = AccountCore {
+        pool: pool.clone(),
+        clock: clock_for_accounts,
+        cache,
+        hasher: Arc::new(hasher),
+        password_policy: settings.password.policy(),
         guard: Arc::new(crate::accounts::throttle::Guard::new(
             settings.throttle.clone(),
             settings.audit.clone(),
             settings.server.instance_name.clone(),
         )),
     };
-    let services = Services::start(core, settings.janitor.batch_size);
+    let services = Services::start(
+        core,
+        accounts,
+        settings.janitor.batch_size,
+        Retention::from_settings(&settings),
+    );
     services
         .sessions
         .load_ttl()

@@ -22,20 +22,11 @@ pub async fn note(
     userid: Option<i64>,
     detail: Option<Value>,
 ) {
-    let core = &state.services.core;
-    if let Ok(db) = core.db().await {
-        core.guard
-            .record(
-                &db,
-                core.clock.now(),
-                kind,
-                userid,
-                None,
-                client_addr(req, state),
-                detail,
-            )
-            .await;
-    }
+    state
+        .services
+        .users
+        .audit(kind, userid, client_addr(req, state), detail)
+        .await;
 }
 
 #[derive(Deserialize)]
@@ -86,14 +77,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
 pub async fn unlock(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    let user = state.services.users.find_by_id(userid).await?;
-    let db = state.services.core.db().await?;
-    let was_locked = state
-        .services
-        .core
-        .guard
-        .unlock(&db, &user.username)
-        .await?;
+    let was_locked = state.services.users.unlock(userid).await?;
     note(
         &state,
         &req,

@@ -56,7 +56,7 @@ pub fn render_metrics(state: &AppState) -> HttpResponse {
     let gauges = crate::telemetry::metrics::Gauges {
         cache_entries: core.cache.len(),
         cache_bytes: core.cache.weighted_size(),
-        hash_queue_depth: core.hasher.queue_depth(),
+        hash_queue_depth: state.services.users.hash_queue_depth(),
         pool_size: pool.size,
         pool_available: pool.available,
         pool_waiting: pool.waiting,

@@ -12,8 +12,8 @@ use super::cookies::{self, Lifetime};
 use super::credentials::session_key;
 use super::sessions::validate_login_input;
 use super::AppState;
+use crate::accounts::NewLogin;
 use crate::error::ApiError;
-use crate::sessions::NewLogin;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -208,7 +208,7 @@ pub async fn submit(
     let username = form.username.clone();
     match state
         .services
-        .sessions
+        .users
         .login(NewLogin {
             username: form.username,
             password: form.password,

@@ -33,10 +33,9 @@ pub mod parse {
 pub use health::render_metrics;
 pub use observe::observe;
 
-use crate::accounts::passwords::HashError;
+use crate::accounts::Services;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::sessions::Services;
 
 /// What every handler can reach: the service handles and the request-facing settings.
 pub struct AppState {
@@ -74,16 +73,6 @@ impl IdentityHeaders {
             admin: parse(&f.header_admin)?,
             groups: parse(&f.header_groups)?,
         })
-    }
-}
-
-/// Password hashing failures as API errors: a full queue is back-pressure, not a bug.
-pub fn hash_error(err: HashError) -> ApiError {
-    match err {
-        HashError::Busy => ApiError::TooManyRequests {
-            retry_after_secs: 1,
-        },
-        HashError::Failed(msg) => ApiError::internal_msg(msg),
     }
 }
 

@@ -10,10 +10,10 @@ use super::paging::Page;
 use super::requests::*;
 use super::views::SessionList;
 use super::AppState;
+use crate::accounts::NewLogin;
 use crate::config::MAX_TTL_SECS;
 use crate::domain::validate;
 use crate::error::{ApiError, ApiResult};
-use crate::sessions::NewLogin;
 
 /// Checks the shape of login input without touching the database; too-long input cannot
 /// belong to any account, so refusing it early reveals nothing.
@@ -38,7 +38,7 @@ pub async fn login(
     }
     let outcome = state
         .services
-        .sessions
+        .users
         .login(NewLogin {
             username: r.username,
             password: r.password,

@@ -7,14 +7,39 @@ use actix::{
     ResponseActFuture, WrapFuture,
 };
 
-use super::{ask, Core};
+use super::{ask, SessionCore};
 use crate::error::ApiError;
+use crate::store::security as security_store;
 use crate::store::sessions as store;
 use crate::store::StoreError;
 
+/// How long audit events and failed-login rows are kept (`audit.retention`, `throttle.window`).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub audit_events: std::time::Duration,
+    pub login_failures: std::time::Duration,
+}
+
+impl Retention {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            audit_events: settings.audit.retention,
+            login_failures: settings.throttle.window,
+        }
+    }
+}
+
+fn before(
+    now: chrono::DateTime<chrono::Utc>,
+    age: std::time::Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    now - chrono::Duration::milliseconds(i64::try_from(age.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
 pub struct JanitorActor {
-    core: Core,
+    core: SessionCore,
     batch: i64,
+    retention: Retention,
     next_run: Option<actix::SpawnHandle>,
 }
 
@@ -24,7 +49,7 @@ const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
 /// Deletes expired sessions batch by batch until none is left; returns how many (0 when
 /// another instance holds the purge lock). A session is purged only once it has been expired
 /// for a whole refresh interval, since its stored expiry may lag the true one by that much.
-async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
+async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u64, ApiError> {
     let mut db = core.db().await?;
     let locked: bool = db
         .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
@@ -53,7 +78,16 @@ async fn purge(core: Core, batch: i64) -> Result<u64, ApiError> {
             Err(e) => break Err(ApiError::from(e)),
         }
     };
-    match core.guard.purge(&db, core.clock.now(), batch).await {
+    let now = core.clock.now();
+    let old_rows = async {
+        let events =
+            security_store::purge_events(&db, before(now, retention.audit_events), batch).await?;
+        let failures =
+            security_store::purge_failures(&db, before(now, retention.login_failures), batch)
+                .await?;
+        Ok::<_, StoreError>((events, failures))
+    };
+    match old_rows.await {
         Ok((0, 0)) => {}
         Ok((events, failures)) => {
             tracing::info!(
@@ -78,7 +112,7 @@ impl JanitorActor {
         }
         self.next_run = Some(
             ctx.run_later(self.core.tunables.janitor_interval(), |actor, ctx| {
-                let work = purge(actor.core.clone(), actor.batch)
+                let work = purge(actor.core.clone(), actor.batch, actor.retention)
                     .into_actor(actor)
                     .map(|result, actor, ctx| {
                         match result {
@@ -117,7 +151,7 @@ impl Handler<RunNow> for JanitorActor {
     type Result = ResponseActFuture<Self, Result<u64, ApiError>>;
 
     fn handle(&mut self, _: RunNow, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(purge(self.core.clone(), self.batch).into_actor(self))
+        Box::pin(purge(self.core.clone(), self.batch, self.retention).into_actor(self))
     }
 }
 
@@ -160,11 +194,12 @@ impl JanitorHandle {
         self.addr.connected()
     }
 
-    pub(super) fn start(core: Core, batch: i64) -> Self {
+    pub(crate) fn start(core: SessionCore, batch: i64, retention: Retention) -> Self {
         Self {
             addr: JanitorActor {
                 core,
                 batch,
+                retention,
                 next_run: None,
             }
             .start(),

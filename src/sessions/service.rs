@@ -10,7 +10,7 @@ use actix::{
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ask, Core};
+use super::{ask, SessionCore};
 use crate::config::live::TtlSource;
 use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
@@ -20,13 +20,11 @@ use crate::sessions::refresh::{self, PendingRefresh};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
-use crate::store::users::UserRow;
-use crate::store::{settings as settings_store, users as users_store, StoreError};
+use crate::store::{settings as settings_store, StoreError};
 use crate::telemetry::metrics::{CheckOutcome, METRICS};
-use crate::telemetry::{self, LoginRefusal};
 
 pub struct SessionActor {
-    core: Core,
+    core: SessionCore,
     /// Held while a flush of expiry refreshes runs: one at a time, never piling up on a slow
     /// database; a periodic tick skips while it is held, an explicit flush waits for it.
     flight: Arc<tokio::sync::Mutex<()>>,
@@ -60,23 +58,28 @@ impl Actor for SessionActor {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>")]
-struct Create {
-    userid: i64,
+/// A session to open for a user whose password was just verified.
+pub struct OpenSession {
+    pub userid: i64,
     /// The password hash the login verified: the session is only created while the account
     /// still has it (a password change or a deletion in between means no session).
-    verified_hash: String,
-    extra_data: Option<Value>,
-    remember: bool,
-    client: Option<std::net::IpAddr>,
-    user_agent: Option<String>,
+    pub verified_hash: String,
+    pub extra_data: Option<Value>,
+    /// "Remember me": the session slides by `session.remember_ttl`.
+    pub remember: bool,
+    /// The client's address and user agent as recorded at login.
+    pub client: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
 }
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>")]
+struct Create(OpenSession);
 
 impl Handler<Create> for SessionActor {
     type Result = ResponseFuture<Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>>;
 
-    fn handle(&mut self, msg: Create, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Create(msg): Create, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
             let key = SessionKey::generate();
@@ -127,7 +130,7 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// Writes every pending expiry refresh in one statement (see [`refresh::write`]);
 /// sessions that no longer exist are evicted; on failure the refreshes are put back for the
 /// next round.
-async fn flush_refreshes(core: Core) -> Result<usize, ApiError> {
+async fn flush_refreshes(core: SessionCore) -> Result<usize, ApiError> {
     let mut pending = core.refreshes.take();
     if pending.is_empty() {
         return Ok(0);
@@ -231,32 +234,10 @@ impl Handler<KillMany> for SessionActor {
     }
 }
 
-/// A login request as the HTTP layer hands it over.
-pub struct NewLogin {
-    pub username: String,
-    pub password: String,
-    pub extra_data: Option<Value>,
-    /// The client's address, for per-address throttling and the audit trail; kept with the
-    /// session.
-    pub client: Option<std::net::IpAddr>,
-    /// The client's user agent, kept with the session (cut to a sane length by the HTTP layer).
-    pub user_agent: Option<String>,
-    /// "Remember me": the session slides by `session.remember_ttl`.
-    pub remember: bool,
-}
-
-/// A successful login: the key is shown to the client exactly once.
-pub struct LoginOutcome {
-    pub key: SessionKey,
-    pub userid: i64,
-    pub admin: bool,
-    pub expires_at: DateTime<Utc>,
-}
-
 /// The way into sessions: checks (cache first), logins, logouts, kills, and the TTL setting.
 #[derive(Clone)]
 pub struct SessionHandle {
-    core: Core,
+    core: SessionCore,
     addr: Addr<SessionActor>,
 }
 
@@ -266,7 +247,7 @@ impl SessionHandle {
         self.addr.connected()
     }
 
-    pub(super) fn start(core: Core) -> Self {
+    pub(crate) fn start(core: SessionCore) -> Self {
         let addr = SessionActor {
             core: core.clone(),
             flight: Arc::default(),
@@ -368,136 +349,22 @@ impl SessionHandle {
             .unwrap_or_else(|| Arc::new(CachedSession::detached(s, stored, expires)))
     }
 
-    /// Verifies a username and password and opens a session. Unknown users and wrong
-    /// passwords cost the same hashing work and give the same answer; locked accounts and
-    /// addresses are refused before any hashing; a hash made with other parameters than the
-    /// configured ones is replaced.
-    pub async fn login(&self, request: NewLogin) -> ApiResult<LoginOutcome> {
-        let core = &self.core;
-        let now = core.clock.now();
-        let (attempt, user): (_, Option<UserRow>) = {
-            let mut db = core.db().await?;
-            let reserved = core
-                .guard
-                .reserve(&mut db, &request.username, request.client, now)
-                .await;
-            if let Err(ApiError::TooManyRequests { .. }) = &reserved {
-                telemetry::login_refused(
-                    LoginRefusal::Throttled,
-                    request.client,
-                    &request.username,
-                );
-            }
-            let attempt = reserved?;
-            (
-                attempt,
-                users_store::find_by_username(&db, &request.username).await?,
-            )
-        };
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let rehash_with = match &stored_hash {
-            Some(h) if core.hasher.needs_rehash(h) => Some(request.password.clone()),
-            _ => None,
-        };
-        let ok = match core.hasher.verify(request.password, stored_hash).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                core.guard.cancel(&core.db().await?, &attempt).await?;
-                return Err(crate::http::hash_error(e));
-            }
-        };
-        METRICS.login(ok && user.is_some());
-        let db = core.db().await?;
-        let user = match user {
-            Some(u) if ok => u,
-            other => {
-                telemetry::login_refused(LoginRefusal::Failed, request.client, &request.username);
-                let userid = other.map(|u| u.userid);
-                let locked = core.guard.failed(&db, &attempt, now).await?;
-                core.guard
-                    .record(
-                        &db,
-                        now,
-                        "login_failure",
-                        userid,
-                        Some(&request.username),
-                        request.client,
-                        None,
-                    )
-                    .await;
-                if let Some(until) = locked {
-                    let detail = serde_json::json!({ "locked_until": until });
-                    core.guard
-                        .record(
-                            &db,
-                            now,
-                            "lockout",
-                            userid,
-                            Some(&request.username),
-                            request.client,
-                            Some(detail),
-                        )
-                        .await;
-                }
-                return Err(ApiError::InvalidCredentials);
-            }
-        };
-        core.guard.succeeded(&db, &attempt).await?;
-        drop(db);
-        let mut verified_hash = user.password_hash.clone();
-        if let Some(password) = rehash_with {
-            match core.hasher.hash(password).await {
-                Ok(new_hash) => {
-                    let db = core.db().await?;
-                    if users_store::replace_password_hash(
-                        &db,
-                        user.userid,
-                        &user.password_hash,
-                        &new_hash,
-                    )
-                    .await?
-                    {
-                        tracing::info!(
-                            userid = user.userid,
-                            "password rehashed with the configured parameters"
-                        );
-                        verified_hash = new_hash;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not rehash a password"),
+    /// Opens a session for a user whose password was just verified: written to PostgreSQL and
+    /// then into this instance's cache, so the first check is a hit. `None` when the account no
+    /// longer has the verified hash (changed or deleted in between).
+    pub async fn open(
+        &self,
+        request: OpenSession,
+    ) -> ApiResult<Option<(SessionKey, DateTime<Utc>)>> {
+        let created = ask(&self.addr, Create(request)).await?;
+        if let Some((key, _)) = &created {
+            // Through the miss path, with its guard against a fill racing an eviction.
+            let now = self.core.clock.now();
+            if let Err(e) = self.check_in_database(key.digest(), now).await {
+                tracing::debug!(error = %crate::error::cause_chain(&e), "a new session was not cached");
             }
         }
-        let (key, expires_at) = ask(
-            &self.addr,
-            Create {
-                userid: user.userid,
-                verified_hash,
-                extra_data: request.extra_data,
-                remember: request.remember,
-                client: request.client,
-                user_agent: request.user_agent,
-            },
-        )
-        .await?
-        .ok_or(ApiError::InvalidCredentials)?;
-        let db = core.db().await?;
-        core.guard
-            .record(
-                &db,
-                now,
-                "login_success",
-                Some(user.userid),
-                Some(&user.username),
-                request.client,
-                None,
-            )
-            .await;
-        Ok(LoginOutcome {
-            key,
-            userid: user.userid,
-            admin: user.admin,
-            expires_at,
-        })
+        Ok(created)
     }
 
     /// Writes the pending expiry refreshes now (shutdown, tests); returns how many.

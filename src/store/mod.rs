@@ -1,5 +1,6 @@
 //! PostgreSQL access: the connection pool, error classification, and the SQL of each table.
 
+pub mod embedded;
 pub mod groups;
 pub mod migrate;
 pub mod security;
@@ -154,7 +155,7 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
         );
     }
     if let Some(policy) = db.sslmode {
-        cfg.ssl_mode(policy.ssl_mode());
+        cfg.ssl_mode(tls::ssl_mode(policy));
     }
     cfg.connect_timeout(db.connect_timeout);
     cfg.application_name("pgusers");

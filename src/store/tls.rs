@@ -18,38 +18,14 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// How the connection to PostgreSQL is protected (serialized as libpq's name for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslPolicy {
-    Disable,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
+pub use crate::config::SslPolicy;
 
-impl SslPolicy {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "disable" => Ok(Self::Disable),
-            "prefer" => Ok(Self::Prefer),
-            "require" => Ok(Self::Require),
-            "verify-ca" => Ok(Self::VerifyCa),
-            "verify-full" => Ok(Self::VerifyFull),
-            other => Err(format!(
-                "'{other}' is not disable, prefer, require, verify-ca or verify-full"
-            )),
-        }
-    }
-
-    /// What tokio-postgres must negotiate: verification happens in the TLS connector.
-    pub fn ssl_mode(self) -> SslMode {
-        match self {
-            Self::Disable => SslMode::Disable,
-            Self::Prefer => SslMode::Prefer,
-            Self::Require | Self::VerifyCa | Self::VerifyFull => SslMode::Require,
-        }
+/// What tokio-postgres must negotiate: verification happens in the TLS connector.
+pub fn ssl_mode(policy: SslPolicy) -> SslMode {
+    match policy {
+        SslPolicy::Disable => SslMode::Disable,
+        SslPolicy::Prefer => SslMode::Prefer,
+        SslPolicy::Require | SslPolicy::VerifyCa | SslPolicy::VerifyFull => SslMode::Require,
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use pgusers::clock::ManualClock;
 use pgusers::config::{Secret, Settings};
-use pgusers::daemon::embedded_postgres::{self, EmbeddedPostgres};
 use pgusers::daemon::startup::{self, Daemon, Inherited};
+use pgusers::store::embedded::{self, EmbeddedPostgres};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -64,7 +64,7 @@ fn server() -> &'static Server {
                 .keep();
             let pg = EmbeddedPostgres::start(
                 &dir,
-                embedded_postgres::Options {
+                embedded::Options {
                     durable: false,
                     remove_on_exit: true,
                     ..Default::default()
@@ -117,7 +117,7 @@ async fn template(base: &tokio_postgres::Config) -> String {
         .execute("SELECT pg_advisory_lock(4242)", &[])
         .await
         .unwrap();
-    embedded_postgres::create_database_if_missing(&admin, &name)
+    embedded::create_database_if_missing(&admin, &name)
         .await
         .unwrap();
     {
@@ -486,7 +486,7 @@ pub async fn private_cluster(prefix: &str) -> (tempfile::TempDir, EmbeddedPostgr
     let pg = tokio::task::spawn_blocking(move || {
         EmbeddedPostgres::start(
             &path,
-            embedded_postgres::Options {
+            embedded::Options {
                 durable: false,
                 remove_on_exit: false,
                 ..Default::default()
