@@ -1484,3 +1484,36 @@ async fn bad_group_names_exit_2_and_unknown_users_and_groups_exit_1_changing_not
     let out = cli.run(&["user", "groups", "alice"], None).await;
     assert_eq!(out.stdout, "alice: ops\n", "nothing changed");
 }
+
+#[actix_web::test]
+async fn a_password_change_a_deletion_and_a_kill_from_the_command_line_are_in_the_audit_trail() {
+    let app = TestApp::start_on(TestDb::create().await, |_| {}).await;
+    let cli = Cli::for_db(&app.db.config);
+    let id = app.create_user("alice", "s3cret-pass", false).await;
+    let other = app.create_user("bob", "s3cret-pass", false).await;
+    app.login("bob", "s3cret-pass").await;
+
+    let out = cli
+        .run(&["user", "passwd", "alice"], Some("brand new password\n"))
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = cli.run(&["sessions", "kill", "bob"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = cli.run(&["user", "delete", "alice", "--yes"], None).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let r = app.admin(Method::GET, "/v1/audit?limit=100", None).await;
+    let events = r.body["events"].as_array().unwrap();
+    let event = |kind: &str, userid: i64| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && e["userid"] == userid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} event of user {userid}: {}", r.text))
+    };
+    assert_eq!(event("password_changed", id)["detail"]["by"], "cli");
+    assert_eq!(event("user_deleted", id)["detail"]["by"], "cli");
+    let killed = event("sessions_killed", other);
+    assert_eq!(killed["detail"]["by"], "cli");
+    assert_eq!(killed["detail"]["killed"], 1);
+}

@@ -192,3 +192,32 @@ async fn a_unix_socket_listener_serves_with_the_configured_mode() {
         "{reply}"
     );
 }
+
+#[actix_web::test]
+async fn a_login_is_cached_so_its_very_next_check_is_a_hit_that_needs_no_database() {
+    let app = TestApp::start_with(|s| {
+        s.metrics.enabled = true;
+        s.database.lock_timeout = std::time::Duration::from_secs(1);
+        s.server.request_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    app.create_user("alice", "s3cret-pass", false).await;
+    let key = app.login("alice", "s3cret-pass").await;
+    let before = app.get("/metrics", None).await.text;
+
+    // Any statement on the sessions table now waits for the lock and fails after a second.
+    let mut locker = app.db.client().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let r = app.check(&key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let after = app.get("/metrics", None).await.text;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert!(moved("pgusers_cache_hits_total") >= 1.0, "{after}");
+    // The control: a key that is not cached needs the database, and cannot have it.
+    let r = app.check("a-key-that-is-not-cached-anywhere").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    lock.rollback().await.unwrap();
+}

@@ -8,9 +8,11 @@ pub mod priority;
 mod service;
 pub mod throttle;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
+use serde_json::Value;
 
 pub use login::{LoginOutcome, NewLogin};
 pub use service::{GroupChange, NewAccount, PasswordChange, UserHandle};
@@ -23,6 +25,36 @@ use crate::sessions::{JanitorHandle, Retention, SessionCore, SessionHandle};
 use crate::store::StoreError;
 use passwords::PasswordHasher;
 use throttle::Guard;
+
+/// Who asks for a change, as the audit trail records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// An HTTP request from this client address (when known).
+    Api(Option<IpAddr>),
+    /// The admin command line on the daemon's host: its events carry `"by": "cli"`.
+    Cli,
+}
+
+impl Origin {
+    pub fn client(self) -> Option<IpAddr> {
+        match self {
+            Self::Api(client) => client,
+            Self::Cli => None,
+        }
+    }
+
+    /// The event's detail, with `"by": "cli"` set for the command line.
+    fn mark(self, detail: Option<Value>) -> Option<Value> {
+        match (self, detail) {
+            (Self::Api(_), detail) => detail,
+            (Self::Cli, Some(Value::Object(mut fields))) => {
+                fields.insert("by".into(), Value::from("cli"));
+                Some(Value::Object(fields))
+            }
+            (Self::Cli, _) => Some(serde_json::json!({ "by": "cli" })),
+        }
+    }
+}
 
 /// What the account use cases share.
 #[derive(Clone)]
@@ -37,6 +69,27 @@ pub struct AccountCore {
 }
 
 impl AccountCore {
+    pub fn new(
+        settings: &crate::config::Settings,
+        pool: Pool,
+        clock: SharedClock,
+        cache: Arc<SessionCache>,
+        hasher: Arc<PasswordHasher>,
+    ) -> Self {
+        Self {
+            pool,
+            clock,
+            cache,
+            hasher,
+            password_policy: settings.password.policy(),
+            guard: Arc::new(Guard::new(
+                settings.throttle.clone(),
+                settings.audit.clone(),
+                settings.server.instance_name.clone(),
+            )),
+        }
+    }
+
     pub async fn db(&self) -> Result<Object, ApiError> {
         self.pool
             .get()

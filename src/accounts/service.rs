@@ -4,7 +4,7 @@
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use serde_json::Value;
 
-use super::AccountCore;
+use super::{AccountCore, Origin};
 use crate::domain::{validate, KeyDigest};
 use crate::error::{ApiError, ApiResult};
 use crate::sessions::{ask, SessionHandle};
@@ -87,27 +87,56 @@ impl Handler<Modify> for UserActor {
     }
 }
 
+/// Deletes a user with every session of theirs; answers how many sessions ended, or `None`
+/// when there is no such user.
 #[derive(Message)]
-#[rtype(result = "Result<bool, ApiError>")]
-enum Flag {
-    Delete { userid: i64 },
-    SetAdmin { userid: i64, admin: bool },
+#[rtype(result = "Result<Option<u64>, ApiError>")]
+struct Delete {
+    userid: i64,
 }
 
-impl Handler<Flag> for UserActor {
+impl Handler<Delete> for UserActor {
+    type Result = ResponseFuture<Result<Option<u64>, ApiError>>;
+
+    fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
+        let core = self.core.clone();
+        Box::pin(async move {
+            let mut db = core.db().await?;
+            let tx = db
+                .transaction()
+                .await
+                .map_err(crate::store::StoreError::from)?;
+            let filter = SessionFilter {
+                userid: msg.userid,
+                expired_only: false,
+                now: core.clock.now(),
+                except: None,
+            };
+            let ended = sessions_store::kill(&tx, &filter).await?;
+            let found = store::delete(&tx, msg.userid).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            core.cache.evict_user(msg.userid);
+            Ok(found.then_some(ended))
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<bool, ApiError>")]
+struct SetAdmin {
+    userid: i64,
+    admin: bool,
+}
+
+impl Handler<SetAdmin> for UserActor {
     type Result = ResponseFuture<Result<bool, ApiError>>;
 
-    fn handle(&mut self, msg: Flag, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SetAdmin, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
             let db = core.db().await?;
-            let (userid, found) = match msg {
-                Flag::Delete { userid } => (userid, store::delete(&db, userid).await?),
-                Flag::SetAdmin { userid, admin } => {
-                    (userid, store::set_admin(&db, userid, admin).await?)
-                }
-            };
-            core.cache.evict_user(userid);
+            let found = store::set_admin(&db, msg.userid, msg.admin).await?;
+            core.cache.evict_user(msg.userid);
             Ok(found)
         })
     }
@@ -147,21 +176,39 @@ pub struct GroupChange {
     pub after: Vec<String>,
 }
 
+impl GroupChange {
+    pub fn added(&self) -> Vec<&String> {
+        self.after
+            .iter()
+            .filter(|g| !self.before.contains(g))
+            .collect()
+    }
+
+    pub fn removed(&self) -> Vec<&String> {
+        self.before
+            .iter()
+            .filter(|g| !self.after.contains(g))
+            .collect()
+    }
+}
+
 /// A password change: by an admin (no old password needed) or by the user (old one checked).
 #[derive(Message)]
-#[rtype(result = "Result<(), ApiError>")]
+#[rtype(result = "Result<u64, ApiError>")]
 pub struct PasswordChange {
     pub userid: i64,
     pub new_password: String,
     pub old_password: Option<String>,
     /// The session that asked for the change, kept alive when it belongs to the same user.
     pub keep: Option<KeyDigest>,
-    /// The client's address, for the throttle and the audit trail of old-password checks.
-    pub client: Option<std::net::IpAddr>,
+    /// Who asks: the client's address is throttled and audited with old-password checks.
+    pub origin: Origin,
+    /// The user changes their own password (else an administrator does), for the audit trail.
+    pub by_self: bool,
 }
 
 impl Handler<PasswordChange> for UserActor {
-    type Result = ResponseFuture<Result<(), ApiError>>;
+    type Result = ResponseFuture<Result<u64, ApiError>>;
 
     fn handle(&mut self, msg: PasswordChange, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -174,7 +221,7 @@ impl Handler<PasswordChange> for UserActor {
                 return Err(ApiError::user_not_found());
             };
             if let Some(old) = msg.old_password {
-                check_old_password(&core, &user, old, msg.client).await?;
+                check_old_password(&core, &user, old, msg.origin.client()).await?;
             }
             let hash = core
                 .hasher
@@ -195,10 +242,10 @@ impl Handler<PasswordChange> for UserActor {
                 now: core.clock.now(),
                 except: msg.keep.as_ref(),
             };
-            sessions_store::kill(&tx, &filter).await?;
+            let ended = sessions_store::kill(&tx, &filter).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             core.cache.evict_user(msg.userid);
-            Ok(())
+            Ok(ended)
         })
     }
 }
@@ -338,17 +385,38 @@ impl UserHandle {
         .ok_or_else(ApiError::user_not_found)
     }
 
-    pub async fn delete(&self, userid: i64) -> ApiResult<()> {
-        found(ask(&self.addr, Flag::Delete { userid }).await?)
+    /// Deletes the user with their sessions and records `user_deleted`; answers how many
+    /// sessions ended.
+    pub async fn delete(&self, userid: i64, origin: Origin) -> ApiResult<u64> {
+        let ended = ask(&self.addr, Delete { userid })
+            .await?
+            .ok_or_else(ApiError::user_not_found)?;
+        self.audit("user_deleted", Some(userid), origin, None).await;
+        Ok(ended)
     }
 
-    pub async fn set_admin(&self, userid: i64, admin: bool) -> ApiResult<()> {
-        found(ask(&self.addr, Flag::SetAdmin { userid, admin }).await?)
+    /// Sets or clears the admin flag and records `admin_changed`.
+    pub async fn set_admin(&self, userid: i64, admin: bool, origin: Origin) -> ApiResult<()> {
+        found(ask(&self.addr, SetAdmin { userid, admin }).await?)?;
+        let detail = serde_json::json!({ "admin": admin });
+        self.audit("admin_changed", Some(userid), origin, Some(detail))
+            .await;
+        Ok(())
     }
 
-    pub async fn change_password(&self, change: PasswordChange) -> ApiResult<()> {
+    /// Validates the new password against the policy, checks the old one when given (throttled
+    /// like a login), sets the hash, ends the user's other sessions and records
+    /// `password_changed`.
+    /// Answers how many sessions ended.
+    pub async fn change_password(&self, change: PasswordChange) -> ApiResult<u64> {
         validate::new_password(&change.new_password, self.core.password_policy)?;
-        ask(&self.addr, change).await
+        let (userid, origin) = (change.userid, change.origin);
+        let by = if change.by_self { "self" } else { "admin" };
+        let ended = ask(&self.addr, change).await?;
+        let detail = serde_json::json!({ "by": by });
+        self.audit("password_changed", Some(userid), origin, Some(detail))
+            .await;
+        Ok(ended)
     }
 
     /// A user's groups, sorted.
@@ -360,7 +428,12 @@ impl UserHandle {
     /// Replaces a user's groups with `groups` (names checked and folded; the answer is sorted
     /// and deduplicated); every cached session of the user is forgotten, here and, through the
     /// database's trigger, on every other instance.
-    pub async fn set_groups(&self, userid: i64, groups: &[String]) -> ApiResult<GroupChange> {
+    pub async fn set_groups(
+        &self,
+        userid: i64,
+        groups: &[String],
+        origin: Origin,
+    ) -> ApiResult<GroupChange> {
         let after = crate::domain::groups::set(groups)?;
         let before = ask(
             &self.addr,
@@ -371,7 +444,13 @@ impl UserHandle {
         )
         .await?
         .ok_or_else(ApiError::user_not_found)?;
-        Ok(GroupChange { before, after })
+        let change = GroupChange { before, after };
+        let detail = serde_json::json!({
+            "groups": change.after, "added": change.added(), "removed": change.removed(),
+        });
+        self.audit("groups_changed", Some(userid), origin, Some(detail))
+            .await;
+        Ok(change)
     }
 
     /// Every group with its member count.
@@ -397,11 +476,16 @@ impl UserHandle {
         Ok(page)
     }
 
-    /// Lifts a brute-force lock of the account; true when it was throttled.
-    pub async fn unlock(&self, userid: i64) -> ApiResult<bool> {
+    /// Lifts a brute-force lock of the account and records `unlock`; true when it was throttled.
+    pub async fn unlock(&self, userid: i64, origin: Origin) -> ApiResult<bool> {
         let user = self.find_by_id(userid).await?;
         let db = self.core.db().await?;
-        self.core.guard.unlock(&db, &user.username).await
+        let was_locked = self.core.guard.unlock(&db, &user.username).await?;
+        drop(db);
+        let detail = serde_json::json!({ "was_throttled": was_locked });
+        self.audit("unlock", Some(userid), origin, Some(detail))
+            .await;
+        Ok(was_locked)
     }
 
     /// Writes a security event to the audit trail; a failure is logged, never fatal.
@@ -409,22 +493,16 @@ impl UserHandle {
         &self,
         kind: &str,
         userid: Option<i64>,
-        client: Option<std::net::IpAddr>,
+        origin: Origin,
         detail: Option<Value>,
     ) {
+        let detail = origin.mark(detail);
         match self.core.db().await {
             Ok(db) => {
+                let now = self.core.clock.now();
                 self.core
                     .guard
-                    .record(
-                        &db,
-                        self.core.clock.now(),
-                        kind,
-                        userid,
-                        None,
-                        client,
-                        detail,
-                    )
+                    .record(&db, now, kind, userid, None, origin.client(), detail)
                     .await
             }
             Err(e) => tracing::warn!(kind, error = %e, "could not write an audit event"),

@@ -2,13 +2,19 @@
 //! cluster when none is configured), and a check that the schema is current.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::config::Host;
 
 use super::Failure;
+use crate::accounts::passwords::PasswordHasher;
+use crate::accounts::{AccountCore, UserHandle};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{DatabaseSettings, Settings};
 use crate::error::cause_chain;
+use crate::sessions::cache::SessionCache;
+use crate::sessions::{SessionCore, SessionHandle};
 use crate::store::embedded;
 use crate::store::{self, migrate};
 
@@ -23,13 +29,23 @@ pub(super) struct Database {
 
 /// Connects with the daemon's configuration and refuses a schema that is not current.
 pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
+    let (pool, client) = connect(settings, 1).await?;
+    Ok(Database {
+        client,
+        _pool: pool,
+    })
+}
+
+/// A pool of `size` with the daemon's configuration, and one connection of it whose schema was
+/// found current.
+async fn connect(settings: &Settings, size: usize) -> Result<(Pool, Object), Failure> {
     let db_settings = effective(settings)?;
     let cfg = store::connect_config(&db_settings).map_err(Failure::BadInput)?;
     let target = describe(&cfg);
     tracing::debug!(database = %target, "connecting");
     let tls = store::tls_connector(&db_settings).map_err(Failure::BadInput)?;
-    let pool =
-        store::build_pool(cfg, 1, tls, db_settings.connect_timeout).map_err(Failure::BadInput)?;
+    let pool = store::build_pool(cfg, size, tls, db_settings.connect_timeout)
+        .map_err(Failure::BadInput)?;
     let client = pool.get().await.map_err(|e| {
         Failure::Unavailable(format!(
             "cannot connect to the database ({target}): {}",
@@ -38,9 +54,30 @@ pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
     })?;
     check_schema(&client).await?;
     tracing::info!(database = %target, "connected");
-    Ok(Database {
-        client,
-        _pool: pool,
+    Ok((pool, client))
+}
+
+/// The daemon's account and session services, for the commands that change something: the same
+/// validation, audit trail, clock and cache invalidation (through the database's triggers, in
+/// every running daemon) as the HTTP API. They run on their own pool of two connections and
+/// keep no cache of their own.
+pub(super) struct Services {
+    pub users: UserHandle,
+    pub sessions: SessionHandle,
+}
+
+pub(super) async fn services(settings: &Settings) -> Result<Services, Failure> {
+    let (pool, client) = connect(settings, 2).await?;
+    drop(client);
+    let hasher = PasswordHasher::new(&settings.password, 1).map_err(Failure::BadInput)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cache = Arc::new(SessionCache::new(0, 0, settings.session.cache_max_age));
+    let sessions = SessionCore::new(settings, pool.clone(), clock.clone(), cache.clone());
+    let accounts = AccountCore::new(settings, pool, clock, cache, Arc::new(hasher));
+    let sessions = SessionHandle::start(sessions);
+    Ok(Services {
+        users: UserHandle::start(accounts, sessions.clone()),
+        sessions,
     })
 }
 

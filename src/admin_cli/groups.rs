@@ -8,9 +8,9 @@ use super::connect::resolve;
 use super::connect::{self, Database};
 use super::output::{self, UserView};
 use super::{Failure, Outcome};
+use crate::accounts::Origin;
 use crate::config::Settings;
 use crate::store::groups as store;
-use crate::store::security::{self as audit_store, AuditEvent};
 
 /// How many members one query of `groups members` fetches.
 const PAGE: i64 = 1000;
@@ -46,7 +46,7 @@ pub(super) fn parse_set(text: &str) -> Result<Vec<String>, Failure> {
 
 /// `pgusers user groups USER [--replace a,b]`: shows the user's groups, or replaces them.
 pub(super) async fn of_user(
-    mut db: Database,
+    db: Database,
     spec: &str,
     set: Option<Vec<String>>,
     settings: &Settings,
@@ -56,29 +56,15 @@ pub(super) async fn of_user(
     let groups = match set {
         None => store::of_user(&db.client, user.userid).await?,
         Some(after) => {
-            let tx = db.client.transaction().await?;
-            let before = store::replace(&tx, user.userid, &after)
+            drop(db);
+            // Through the account service: checked, audited, evicted in every running daemon.
+            let change = connect::services(settings)
                 .await?
-                .ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
-            let added: Vec<&String> = after.iter().filter(|g| !before.contains(g)).collect();
-            let removed: Vec<&String> = before.iter().filter(|g| !after.contains(g)).collect();
-            let event = AuditEvent {
-                event_id: 0,
-                at: chrono::Utc::now(),
-                kind: "groups_changed".into(),
-                userid: Some(user.userid),
-                username: Some(user.username.clone()),
-                client_addr: None,
-                instance: settings.server.instance_name.clone(),
-                detail: Some(json!({
-                    "groups": after, "added": added, "removed": removed, "by": "cli",
-                })),
-            };
-            audit_store::record_event(&tx, &event).await?;
-            // The database's trigger tells running daemons to forget their cached copies.
-            tx.commit().await?;
+                .users
+                .set_groups(user.userid, &after, Origin::Cli)
+                .await?;
             tracing::info!(userid = user.userid, "groups set");
-            after
+            change.after
         }
     };
     if json {

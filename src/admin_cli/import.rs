@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
 
 use super::{connect, Failure, Outcome};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::cause_chain;
 use crate::import::{self, ExistingUser, LibrarySession, LibraryUser, Plan};
@@ -60,7 +61,7 @@ pub(super) async fn run(args: ImportArgs, settings: &Settings, json: bool) -> Ou
         library_sessions,
         &existing,
         &present,
-        chrono::Utc::now(),
+        SystemClock.now(),
     );
     if !json {
         for line in plan.report_lines() {
@@ -272,7 +273,7 @@ async fn write(tx: &Transaction<'_>, plan: &Plan, settings: &Settings) -> Outcom
         .await?;
     }
     bar.set_message("sessions");
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let max_expires_at = settings
         .session
         .max_lifetime

@@ -65,7 +65,7 @@ use clap::{ArgAction, Args, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::validate::Invalid;
-use crate::error::cause_chain;
+use crate::error::{cause_chain, ApiError};
 use crate::store::StoreError;
 
 /// The admin subcommands, flattened into the top-level command line.
@@ -222,6 +222,27 @@ impl From<StoreError> for Failure {
             StoreError::Conflict(msg) => Self::Rejected(msg),
             StoreError::Data(msg) => Self::Unavailable(format!("unexpected data: {msg}")),
             other => Self::Unavailable(cause_chain(&other)),
+        }
+    }
+}
+
+/// The services' errors as exit codes: the one mapping of use-case failures for the command line.
+impl From<ApiError> for Failure {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::NotFound(_) | ApiError::SessionNotFound => Self::NotFound(err.to_string()),
+            ApiError::BadCall(msg) => Self::BadInput(msg),
+            ApiError::Conflict(_)
+            | ApiError::Rejected
+            | ApiError::Forbidden(_)
+            | ApiError::InvalidCredentials
+            | ApiError::Unauthenticated
+            | ApiError::Expired
+            | ApiError::TooManyRequests { .. }
+            | ApiError::PayloadTooLarge(_) => Self::Rejected(err.to_string()),
+            ApiError::Unavailable(_) | ApiError::TimedOut(_) | ApiError::Internal(_) => {
+                Self::Unavailable(cause_chain(&err))
+            }
         }
     }
 }

@@ -8,6 +8,8 @@ use super::connect::resolve;
 use super::connect::{self, Database};
 use super::output::{self, SessionView};
 use super::{Failure, Outcome};
+use crate::accounts::Origin;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::store::sessions::{self as store, SessionFilter, SessionRow};
 
@@ -50,7 +52,8 @@ pub(super) async fn run(cmd: SessionsCommand, settings: &Settings, json: bool) -
             list(&db, user.as_deref(), expired, json).await
         }
         SessionsCommand::Kill { expired, user, .. } => {
-            kill(&db, user.as_deref(), expired, json).await
+            drop(db);
+            kill(settings, user.as_deref(), expired, json).await
         }
     }
 }
@@ -69,7 +72,7 @@ struct SessionList<'a> {
 }
 
 async fn list(db: &Database, user: Option<&str>, expired_only: bool, json: bool) -> Outcome {
-    let now = chrono::Utc::now();
+    let now = SystemClock.now();
     let filter = SessionFilter {
         userid: whose(db, user).await?,
         expired_only,
@@ -125,20 +128,25 @@ async fn list(db: &Database, user: Option<&str>, expired_only: bool, json: bool)
     Ok(())
 }
 
-async fn kill(db: &Database, user: Option<&str>, expired_only: bool, json: bool) -> Outcome {
-    let filter = SessionFilter {
-        userid: whose(db, user).await?,
-        expired_only,
-        now: chrono::Utc::now(),
-        except: None,
-    };
-    let killed = store::kill(&db.client, &filter).await?;
-    tracing::info!(
-        userid = filter.userid,
-        expired_only,
-        killed,
-        "sessions killed"
-    );
+async fn kill(settings: &Settings, user: Option<&str>, expired_only: bool, json: bool) -> Outcome {
+    let userid = whose(&connect::open(settings).await?, user).await?;
+    // Through the session service: killed here, evicted in every running daemon, audited.
+    let services = connect::services(settings).await?;
+    let killed = services
+        .sessions
+        .kill_many(userid, expired_only, None)
+        .await?;
+    let detail = json!({ "killed": killed, "expired_only": expired_only });
+    services
+        .users
+        .audit(
+            "sessions_killed",
+            (userid > 0).then_some(userid),
+            Origin::Cli,
+            Some(detail),
+        )
+        .await;
+    tracing::info!(userid, expired_only, killed, "sessions killed");
     if json {
         return output::print_json(&json!({ "killed": killed }));
     }

@@ -7,11 +7,12 @@ use serde_json::{json, Value};
 use super::connect::{self, resolve, Database};
 use super::output::{self, UserView};
 use super::{prompt, Failure, Outcome};
-use crate::accounts::passwords::PasswordHasher;
+use crate::accounts::{self, Origin, PasswordChange};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::validate;
-use crate::store::sessions::{self as sessions_store, SessionFilter};
-use crate::store::users::{self as store, NewUser, UserChanges, UserRow};
+use crate::store::sessions as sessions_store;
+use crate::store::users::{self as store, UserRow};
 use crate::store::GenericClient;
 
 /// How many users one query of `user list` fetches.
@@ -120,14 +121,10 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
             extra_data,
         } => {
             let change = Change::checked(username, email, extra_data, settings)?;
-            modify(&connect::open(settings).await?, &user, change, json).await
+            modify(settings, &user, change, json).await
         }
-        UserCommand::Passwd { user } => {
-            passwd(connect::open(settings).await?, &user, settings, json).await
-        }
-        UserCommand::Admin { user, remove } => {
-            set_admin(&connect::open(settings).await?, &user, !remove, json).await
-        }
+        UserCommand::Passwd { user } => passwd(settings, &user, json).await,
+        UserCommand::Admin { user, remove } => set_admin(settings, &user, !remove, json).await,
         UserCommand::Groups { user, replace } => {
             let set = replace
                 .as_deref()
@@ -135,7 +132,7 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
                 .transpose()?;
             super::groups::of_user(connect::open(settings).await?, &user, set, settings, json).await
         }
-        UserCommand::Unlock { user } => unlock(&connect::open(settings).await?, &user, json).await,
+        UserCommand::Unlock { user } => unlock(settings, &user, json).await,
         UserCommand::Delete { user, yes } => {
             if !yes && !prompt::interactive() {
                 return Err(Failure::BadInput(
@@ -144,7 +141,7 @@ pub(super) async fn run(cmd: UserCommand, settings: &Settings, json: bool) -> Ou
                         .into(),
                 ));
             }
-            delete(connect::open(settings).await?, &user, yes, json).await
+            delete(settings, &user, yes, json).await
         }
     }
 }
@@ -220,35 +217,22 @@ fn parse_extra_data(text: &str, max_bytes: usize) -> Result<Option<Value>, Failu
     Ok((!value.is_null()).then_some(value))
 }
 
-/// An argon2id hash with the configured parameters.
-async fn hash(password: String, settings: &Settings) -> Result<String, Failure> {
-    let hasher = PasswordHasher::new(&settings.password, 1).map_err(Failure::BadInput)?;
-    hasher
-        .hash(password)
-        .await
-        .map_err(|e| Failure::BadInput(e.to_string()))
-}
-
 async fn add(new: NewAccount, settings: &Settings, json: bool) -> Outcome {
-    let db = connect::open(settings).await?;
+    let services = connect::services(settings).await?;
     let password = prompt::new_password(settings.password.policy()).await?;
-    let password_hash = hash(password, settings).await?;
-    let userid = store::insert(
-        &db.client,
-        &NewUser {
-            username: &new.username,
-            email: &new.email,
-            password_hash: &password_hash,
+    let userid = services
+        .users
+        .create(accounts::NewAccount {
+            username: new.username.clone(),
+            email: new.email,
+            password,
             admin: new.admin,
-            extra_data: new.extra_data.as_ref(),
-        },
-    )
-    .await?;
+            extra_data: new.extra_data,
+        })
+        .await?;
     tracing::info!(userid, "user created");
     if json {
-        let user = store::find_by_id(&db.client, userid)
-            .await?
-            .ok_or_else(|| Failure::NotFound(format!("user {userid} vanished")))?;
+        let user = services.users.find_by_id(userid).await?;
         return output::print_json(&UserView::from(&user));
     }
     output::emit(&format!(
@@ -326,17 +310,19 @@ async fn info(db: &Database, spec: &str, json: bool) -> Outcome {
     Ok(())
 }
 
-async fn modify(db: &Database, spec: &str, change: Change, json: bool) -> Outcome {
-    let user = resolve(&db.client, spec).await?;
-    let changes = UserChanges {
-        username: change.username.as_deref(),
-        email: change.email.as_deref(),
-        extra_data: change.extra_data.as_ref().map(Option::as_ref),
-    };
+async fn modify(settings: &Settings, spec: &str, change: Change, json: bool) -> Outcome {
+    let user = resolve(&connect::open(settings).await?.client, spec).await?;
     // The database's trigger tells running daemons to forget their cached copy.
-    let updated = store::modify(&db.client, user.userid, &changes)
+    let updated = connect::services(settings)
         .await?
-        .ok_or_else(|| Failure::NotFound(format!("no such user: {spec}")))?;
+        .users
+        .modify(
+            user.userid,
+            change.username.clone(),
+            change.email.clone(),
+            change.extra_data.clone(),
+        )
+        .await?;
     tracing::info!(userid = updated.userid, "user modified");
     if json {
         return output::print_json(&UserView::from(&updated));
@@ -367,25 +353,24 @@ async fn modify(db: &Database, spec: &str, change: Change, json: bool) -> Outcom
 }
 
 async fn session_counts(db: &impl GenericClient, userid: i64) -> Result<(i64, i64), Failure> {
-    Ok(sessions_store::count(db, userid, chrono::Utc::now()).await?)
+    Ok(sessions_store::count(db, userid, SystemClock.now()).await?)
 }
 
-async fn passwd(mut db: Database, spec: &str, settings: &Settings, json: bool) -> Outcome {
-    let user = resolve(&db.client, spec).await?;
+async fn passwd(settings: &Settings, spec: &str, json: bool) -> Outcome {
+    let user = resolve(&connect::open(settings).await?.client, spec).await?;
+    let services = connect::services(settings).await?;
     let password = prompt::new_password(settings.password.policy()).await?;
-    let password_hash = hash(password, settings).await?;
-    let tx = db.client.transaction().await?;
-    if !store::set_password_hash(&tx, user.userid, &password_hash).await? {
-        return Err(Failure::NotFound(format!("no such user: {spec}")));
-    }
-    let filter = SessionFilter {
-        userid: user.userid,
-        expired_only: false,
-        now: chrono::Utc::now(),
-        except: None,
-    };
-    let ended = sessions_store::kill(&tx, &filter).await?;
-    tx.commit().await?;
+    let ended = services
+        .users
+        .change_password(PasswordChange {
+            userid: user.userid,
+            new_password: password,
+            old_password: None,
+            keep: None,
+            origin: Origin::Cli,
+            by_self: false,
+        })
+        .await?;
     tracing::info!(userid = user.userid, ended, "password changed");
     if json {
         return output::print_json(&json!({
@@ -400,11 +385,13 @@ async fn passwd(mut db: Database, spec: &str, settings: &Settings, json: bool) -
     Ok(())
 }
 
-async fn set_admin(db: &Database, spec: &str, admin: bool, json: bool) -> Outcome {
-    let mut user = resolve(&db.client, spec).await?;
-    if !store::set_admin(&db.client, user.userid, admin).await? {
-        return Err(Failure::NotFound(format!("no such user: {spec}")));
-    }
+async fn set_admin(settings: &Settings, spec: &str, admin: bool, json: bool) -> Outcome {
+    let mut user = resolve(&connect::open(settings).await?.client, spec).await?;
+    connect::services(settings)
+        .await?
+        .users
+        .set_admin(user.userid, admin, Origin::Cli)
+        .await?;
     tracing::info!(userid = user.userid, admin, "admin flag set");
     if json {
         user.admin = admin;
@@ -419,10 +406,13 @@ async fn set_admin(db: &Database, spec: &str, admin: bool, json: bool) -> Outcom
     Ok(())
 }
 
-async fn unlock(db: &Database, spec: &str, json: bool) -> Outcome {
-    let user = resolve(&db.client, spec).await?;
-    let key = crate::accounts::throttle::account_key(&user.username);
-    let was_locked = crate::store::security::clear(&db.client, "account", &key).await?;
+async fn unlock(settings: &Settings, spec: &str, json: bool) -> Outcome {
+    let user = resolve(&connect::open(settings).await?.client, spec).await?;
+    let was_locked = connect::services(settings)
+        .await?
+        .users
+        .unlock(user.userid, Origin::Cli)
+        .await?;
     tracing::info!(userid = user.userid, was_locked, "account unlocked");
     if json {
         return output::print_json(&json!({
@@ -438,8 +428,8 @@ async fn unlock(db: &Database, spec: &str, json: bool) -> Outcome {
     Ok(())
 }
 
-async fn delete(mut db: Database, spec: &str, yes: bool, json: bool) -> Outcome {
-    let user = resolve(&db.client, spec).await?;
+async fn delete(settings: &Settings, spec: &str, yes: bool, json: bool) -> Outcome {
+    let user = resolve(&connect::open(settings).await?.client, spec).await?;
     let question = format!(
         "Delete user '{}' (userid {}, {}) and every session of the user?",
         user.username, user.userid, user.email
@@ -447,18 +437,11 @@ async fn delete(mut db: Database, spec: &str, yes: bool, json: bool) -> Outcome 
     if !yes && !prompt::confirm(&question).await? {
         return Err(Failure::Rejected("not deleted".into()));
     }
-    let tx = db.client.transaction().await?;
-    let filter = SessionFilter {
-        userid: user.userid,
-        expired_only: false,
-        now: chrono::Utc::now(),
-        except: None,
-    };
-    let ended = sessions_store::kill(&tx, &filter).await?;
-    if !store::delete(&tx, user.userid).await? {
-        return Err(Failure::NotFound(format!("no such user: {spec}")));
-    }
-    tx.commit().await?;
+    let ended = connect::services(settings)
+        .await?
+        .users
+        .delete(user.userid, Origin::Cli)
+        .await?;
     tracing::info!(userid = user.userid, ended, "user deleted");
     if json {
         return output::print_json(&json!({

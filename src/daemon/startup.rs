@@ -12,7 +12,6 @@ use deadpool_postgres::Pool;
 use crate::accounts::passwords::PasswordHasher;
 use crate::accounts::{AccountCore, Services};
 use crate::clock::SharedClock;
-use crate::config::live::Tunables;
 use crate::config::{ListenAddr, Settings};
 use crate::http::tls::ReloadableCert;
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
@@ -164,36 +163,13 @@ pub async fn build(
         hasher.expect_legacy_hashes();
     }
     drop(client);
-    let cache = SessionCache::new(
+    let cache = Arc::new(SessionCache::new(
         settings.session.cache_capacity,
         settings.session.cache_max_bytes,
         settings.session.cache_max_age,
-    );
-    let cache = Arc::new(cache);
-    let clock_for_accounts = clock.clone();
-    let core = SessionCore {
-        pool: pool.clone(),
-        cache: cache.clone(),
-        clock,
-        tunables: Arc::new(Tunables::new(&settings)),
-        refreshes: Arc::default(),
-        lookups: Arc::new(crate::sessions::lookups::LookupBatcher::for_pool(
-            pool.clone(),
-            settings.database.pool_size,
-        )),
-    };
-    let accounts = AccountCore {
-        pool: pool.clone(),
-        clock: clock_for_accounts,
-        cache,
-        hasher: Arc::new(hasher),
-        password_policy: settings.password.policy(),
-        guard: Arc::new(crate::accounts::throttle::Guard::new(
-            settings.throttle.clone(),
-            settings.audit.clone(),
-            settings.server.instance_name.clone(),
-        )),
-    };
+    ));
+    let core = SessionCore::new(&settings, pool.clone(), clock.clone(), cache.clone());
+    let accounts = AccountCore::new(&settings, pool.clone(), clock, cache, Arc::new(hasher));
     let services = Services::start(
         core,
         accounts,

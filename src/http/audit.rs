@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::body::{path_id, query};
-use super::client::client_addr;
 use super::credentials::require_admin;
 use super::paging::Page;
 use super::AppState;
@@ -25,7 +24,7 @@ pub async fn note(
     state
         .services
         .users
-        .audit(kind, userid, client_addr(req, state), detail)
+        .audit(kind, userid, super::client::origin(req, state), detail)
         .await;
 }
 
@@ -77,14 +76,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
 pub async fn unlock(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    let was_locked = state.services.users.unlock(userid).await?;
-    note(
-        &state,
-        &req,
-        "unlock",
-        Some(userid),
-        Some(json!({ "was_throttled": was_locked })),
-    )
-    .await;
+    let origin = super::client::origin(&req, &state);
+    state.services.users.unlock(userid, origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }

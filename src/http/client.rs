@@ -8,6 +8,11 @@ use actix_web::HttpRequest;
 
 use super::AppState;
 
+/// The request as the origin of an account change, for the audit trail.
+pub fn origin(req: &HttpRequest, state: &AppState) -> crate::accounts::Origin {
+    crate::accounts::Origin::Api(client_addr(req, state))
+}
+
 pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
     let trusted = &state.settings.forward_auth.trusted_proxies;
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|r| r.contains(*ip));

@@ -32,19 +32,12 @@ pub async fn set_of_user(
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: UserGroupsRequest = body.json()?;
-    let change = state.services.users.set_groups(userid, &r.groups).await?;
-    let added: Vec<&String> = change
-        .after
-        .iter()
-        .filter(|g| !change.before.contains(g))
-        .collect();
-    let removed: Vec<&String> = change
-        .before
-        .iter()
-        .filter(|g| !change.after.contains(g))
-        .collect();
-    let detail = json!({ "groups": change.after, "added": added, "removed": removed });
-    super::audit::note(&state, &req, "groups_changed", Some(userid), Some(detail)).await;
+    let origin = super::client::origin(&req, &state);
+    state
+        .services
+        .users
+        .set_groups(userid, &r.groups, origin)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -46,18 +46,10 @@ pub async fn change_password(
             new_password: r.new_password,
             old_password: Some(r.old_password),
             keep: Some(me.digest),
-            client: super::client::client_addr(&req, &state),
+            origin: super::client::origin(&req, &state),
+            by_self: true,
         })
         .await?;
-    let detail = json!({ "by": "self" });
-    super::audit::note(
-        &state,
-        &req,
-        "password_changed",
-        Some(me.session.userid),
-        Some(detail),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -106,8 +106,8 @@ pub async fn modify(
 pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
-    state.services.users.delete(userid).await?;
-    super::audit::note(&state, &req, "user_deleted", Some(userid), None).await;
+    let origin = super::client::origin(&req, &state);
+    state.services.users.delete(userid, origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -132,17 +132,10 @@ pub async fn change_password(
             new_password: r.new_password,
             old_password: r.old_password.flatten(),
             keep: admin.own_session_of(userid),
-            client: super::client::client_addr(&req, &state),
+            origin: super::client::origin(&req, &state),
+            by_self: false,
         })
         .await?;
-    super::audit::note(
-        &state,
-        &req,
-        "password_changed",
-        Some(userid),
-        Some(serde_json::json!({ "by": "admin" })),
-    )
-    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -161,14 +154,11 @@ pub async fn set_admin(
     require_admin(&req, &state).await?;
     let userid = path_id(&req, "userid")?;
     let r: UserAdminRequest = body.json()?;
-    state.services.users.set_admin(userid, r.admin).await?;
-    super::audit::note(
-        &state,
-        &req,
-        "admin_changed",
-        Some(userid),
-        Some(serde_json::json!({ "admin": r.admin })),
-    )
-    .await;
+    let origin = super::client::origin(&req, &state);
+    state
+        .services
+        .users
+        .set_admin(userid, r.admin, origin)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -38,6 +38,25 @@ pub struct SessionCore {
 }
 
 impl SessionCore {
+    pub fn new(
+        settings: &crate::config::Settings,
+        pool: Pool,
+        clock: SharedClock,
+        cache: Arc<SessionCache>,
+    ) -> Self {
+        Self {
+            lookups: Arc::new(lookups::LookupBatcher::for_pool(
+                pool.clone(),
+                settings.database.pool_size,
+            )),
+            pool,
+            cache,
+            clock,
+            tunables: Arc::new(Tunables::new(settings)),
+            refreshes: Arc::default(),
+        }
+    }
+
     pub async fn db(&self) -> Result<Object, ApiError> {
         self.pool
             .get()
