@@ -1,11 +1,8 @@
-//! The API's error type: one mapping from every failure to a stable code, status and safe message.
+//! The use cases' error: every failure with its stable code (`api.md`) and a safe message; the
+//! HTTP face maps it to a status once (`http/error.rs`), the command line to an exit code once
+//! (`admin_cli`).
 
 use std::fmt::Write as _;
-
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 
 use crate::domain::validate::Invalid;
 use crate::store::StoreError;
@@ -43,14 +40,6 @@ pub enum ApiError {
     TimedOut(std::time::Duration),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<String>,
 }
 
 impl ApiError {
@@ -98,67 +87,6 @@ pub fn cause_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadCall(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated
-            | Self::InvalidCredentials
-            | Self::SessionNotFound
-            | Self::Expired => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Rejected | Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::TimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut correlation_id = None;
-        match self {
-            Self::Internal(cause) => {
-                let id = crate::domain::keys::random_hex(8);
-                tracing::error!(correlation_id = %id, error = %cause_chain(cause.as_ref()), "internal error");
-                correlation_id = Some(id);
-            }
-            Self::Unavailable(cause) => {
-                tracing::warn!(error = %cause_chain(cause.as_ref()), "database unavailable");
-            }
-            Self::TimedOut(after) => {
-                tracing::warn!(
-                    after_ms = after.as_millis(),
-                    "request timed out waiting for the database"
-                );
-            }
-            _ => {}
-        }
-        let message = match &correlation_id {
-            Some(id) => format!("internal error (correlation id {id})"),
-            None => self.to_string(),
-        };
-        let mut response = HttpResponse::build(self.status_code());
-        if let Self::TooManyRequests { retry_after_secs } = self {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
-        }
-        if self.status_code() == StatusCode::UNAUTHORIZED
-            && !matches!(self, Self::InvalidCredentials)
-        {
-            response.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"pgusers\""),
-            ));
-        }
-        response.json(ErrorBody {
-            error: self.code(),
-            message,
-            correlation_id,
-        })
-    }
 }
 
 impl From<Invalid> for ApiError {

@@ -5,6 +5,7 @@ mod body;
 mod client;
 mod cookies;
 mod credentials;
+mod error;
 mod forward_auth;
 mod groups;
 mod health;

@@ -100,7 +100,7 @@ pub fn spawn(
 ) -> ListenerStatus {
     config.application_name("pgusers-listener");
     let (status_tx, status_rx) = watch::channel(Subscription::default());
-    actix_web::rt::spawn(async move {
+    actix::spawn(async move {
         let ttl_stale = Notify::new();
         tokio::select! {
             () = keep_listening(&config, tls, &cache, &status_tx, &ttl_stale) => {}
@@ -170,7 +170,7 @@ async fn listen_once(
         .await
         .map_err(|_| "timed out connecting")??;
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let driver = actix_web::rt::spawn(async move {
+    let driver = actix::spawn(async move {
         while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {

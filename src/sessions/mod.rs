@@ -32,7 +32,6 @@ pub struct SessionCore {
     pub cache: Arc<SessionCache>,
     pub clock: SharedClock,
     pub tunables: Arc<Tunables>,
-    pub refreshes: Arc<refresh::RefreshQueue>,
     /// Session lookups for cache misses, batched across concurrent checks.
     pub lookups: Arc<lookups::LookupBatcher>,
 }
@@ -53,7 +52,6 @@ impl SessionCore {
             cache,
             clock,
             tunables: Arc::new(Tunables::new(settings)),
-            refreshes: Arc::default(),
         }
     }
 

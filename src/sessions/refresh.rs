@@ -1,9 +1,9 @@
 //! Expiry refreshes waiting to be written: a check that slides a session's expiry far enough
-//! queues it here instead of writing on the request path; the session actor writes the whole
-//! queue in one statement a few times a second (and on shutdown), through [`write`].
+//! sends it to the session actor, whose state this queue is, instead of writing on the request
+//! path; the actor writes the whole queue in one statement a few times a second (and on
+//! shutdown), through [`write`].
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -21,44 +21,39 @@ pub struct PendingRefresh {
 /// Pending refreshes by key digest; a later refresh of the same session replaces an earlier one.
 #[derive(Default)]
 pub struct RefreshQueue {
-    pending: Mutex<HashMap<KeyDigest, PendingRefresh>>,
+    pending: HashMap<KeyDigest, PendingRefresh>,
 }
 
 impl RefreshQueue {
-    pub fn push(&self, digest: KeyDigest, refresh: PendingRefresh) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending
-                .entry(digest)
-                .and_modify(|p| {
-                    if refresh.seen_at >= p.seen_at {
-                        *p = refresh;
-                    }
-                })
-                .or_insert(refresh);
-        }
+    pub fn push(&mut self, digest: KeyDigest, refresh: PendingRefresh) {
+        self.pending
+            .entry(digest)
+            .and_modify(|p| {
+                if refresh.seen_at >= p.seen_at {
+                    *p = refresh;
+                }
+            })
+            .or_insert(refresh);
     }
 
     /// Takes everything pending.
-    pub fn take(&self) -> Vec<(KeyDigest, PendingRefresh)> {
-        self.pending
-            .lock()
-            .map(|mut p| p.drain().collect())
-            .unwrap_or_default()
+    pub fn take(&mut self) -> Vec<(KeyDigest, PendingRefresh)> {
+        self.pending.drain().collect()
     }
 
     /// Puts back refreshes that could not be written (a newer one for the same key wins).
-    pub fn put_back(&self, refreshes: Vec<(KeyDigest, PendingRefresh)>) {
+    pub fn put_back(&mut self, refreshes: Vec<(KeyDigest, PendingRefresh)>) {
         for (digest, refresh) in refreshes {
             self.push(digest, refresh);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+        self.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.pending.is_empty()
     }
 }
 
@@ -101,7 +96,7 @@ mod tests {
 
     #[test]
     fn the_latest_refresh_of_a_session_wins_and_take_empties_the_queue() {
-        let q = RefreshQueue::default();
+        let mut q = RefreshQueue::default();
         let d = KeyDigest::of("k");
         let t = Utc::now();
         q.push(

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture,
-    WrapFuture,
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
+    ResponseFuture, WrapFuture,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -16,15 +16,19 @@ use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
 use crate::error::{ApiError, ApiResult};
 use crate::sessions::cache::CachedSession;
-use crate::sessions::refresh::{self, PendingRefresh};
+use crate::sessions::refresh::{self, PendingRefresh, RefreshQueue};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
 use crate::store::{settings as settings_store, StoreError};
 use crate::telemetry::metrics::{CheckOutcome, METRICS};
 
+/// Owns the session write path: creations (written through to PostgreSQL, then cached), kills,
+/// and the pending expiry refreshes with their flush.
 pub struct SessionActor {
     core: SessionCore,
+    /// The expiry refreshes that checks sent and that are not written yet.
+    pending: RefreshQueue,
     /// Held while a flush of expiry refreshes runs: one at a time, never piling up on a slow
     /// database; a periodic tick skips while it is held, an explicit flush waits for it.
     flight: Arc<tokio::sync::Mutex<()>>,
@@ -35,26 +39,40 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(FLUSH_EVERY, |actor, ctx| {
+            if actor.pending.is_empty() {
+                return;
+            }
             let Ok(flying) = actor.flight.clone().try_lock_owned() else {
                 return;
             };
-            let flush = flush_refreshes(actor.core.clone());
-            let work = async move {
-                let result = flush.await;
-                drop(flying);
-                result
-            }
-            .into_actor(actor)
-            .map(|result, _: &mut SessionActor, _| {
-                if let Err(e) = result {
-                    tracing::warn!(
-                        error = %crate::error::cause_chain(&e),
-                        "could not write expiry refreshes; will retry"
-                    );
-                }
-            });
+            let batch = actor.pending.take();
+            let work = write_refreshes(actor.core.clone(), batch)
+                .into_actor(actor)
+                .map(move |result, actor: &mut SessionActor, _| {
+                    drop(flying);
+                    if let Err((e, batch)) = result {
+                        actor.pending.put_back(batch);
+                        tracing::warn!(
+                            error = %crate::error::cause_chain(&e),
+                            "could not write expiry refreshes; will retry"
+                        );
+                    }
+                });
             ctx.spawn(work);
         });
+    }
+}
+
+/// A slid expiry for the actor to write behind.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Refresh(KeyDigest, PendingRefresh);
+
+impl Handler<Refresh> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, Refresh(digest, refresh): Refresh, _: &mut Context<Self>) {
+        self.pending.push(digest, refresh);
     }
 }
 
@@ -127,28 +145,26 @@ impl Handler<Create> for SessionActor {
 /// How often pending expiry refreshes are written.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Writes every pending expiry refresh in one statement (see [`refresh::write`]);
-/// sessions that no longer exist are evicted; on failure the refreshes are put back for the
-/// next round.
-async fn flush_refreshes(core: SessionCore) -> Result<usize, ApiError> {
-    let mut pending = core.refreshes.take();
-    if pending.is_empty() {
+/// Writes a batch of expiry refreshes in one statement (see [`refresh::write`]); sessions that
+/// no longer exist are evicted; on failure the batch comes back to be put back in the queue.
+async fn write_refreshes(
+    core: SessionCore,
+    mut batch: Vec<(KeyDigest, PendingRefresh)>,
+) -> Result<usize, (ApiError, Vec<(KeyDigest, PendingRefresh)>)> {
+    if batch.is_empty() {
         return Ok(0);
     }
-    match refresh::write(&core.pool, &mut pending).await {
+    match refresh::write(&core.pool, &mut batch).await {
         Ok(found) => {
             let found: std::collections::HashSet<KeyDigest> = found.into_iter().collect();
-            for (digest, _) in &pending {
+            for (digest, _) in &batch {
                 if !found.contains(digest) {
                     core.cache.evict_key(digest);
                 }
             }
-            Ok(pending.len())
+            Ok(batch.len())
         }
-        Err(e) => {
-            core.refreshes.put_back(pending);
-            Err(e.into())
-        }
+        Err(e) => Err((e.into(), batch)),
     }
 }
 
@@ -157,17 +173,27 @@ async fn flush_refreshes(core: SessionCore) -> Result<usize, ApiError> {
 struct Flush;
 
 impl Handler<Flush> for SessionActor {
-    type Result = ResponseFuture<Result<usize, ApiError>>;
+    type Result = ResponseActFuture<Self, Result<usize, ApiError>>;
 
     /// Waits for a periodic flush already running (shutdown must not close the pool under
     /// it), then writes what is left.
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
         let flight = self.flight.clone();
-        let core = self.core.clone();
-        Box::pin(async move {
-            let _flying = flight.lock_owned().await;
-            flush_refreshes(core).await
-        })
+        let work = async move { flight.lock_owned().await }
+            .into_actor(self)
+            .then(|flying, actor: &mut SessionActor, _| {
+                let batch = actor.pending.take();
+                write_refreshes(actor.core.clone(), batch)
+                    .into_actor(actor)
+                    .map(move |result, actor: &mut SessionActor, _| {
+                        drop(flying);
+                        result.map_err(|(e, batch)| {
+                            actor.pending.put_back(batch);
+                            e
+                        })
+                    })
+            });
+        Box::pin(work)
     }
 }
 
@@ -250,6 +276,7 @@ impl SessionHandle {
     pub(crate) fn start(core: SessionCore) -> Self {
         let addr = SessionActor {
             core: core.clone(),
+            pending: RefreshQueue::default(),
             flight: Arc::default(),
         }
         .start();
@@ -291,13 +318,13 @@ impl SessionHandle {
                 ) {
                     // Written behind, in a batch, within FLUSH_EVERY: no database work here.
                     entry.set_stored_expires_at(wanted);
-                    self.core.refreshes.push(
+                    self.addr.do_send(Refresh(
                         digest,
                         PendingRefresh {
                             expires_at: wanted,
                             seen_at: now,
                         },
-                    );
+                    ));
                 }
                 return Ok(entry);
             }
@@ -323,13 +350,13 @@ impl SessionHandle {
         let wanted = slide(now, ttl, session.max_expires_at);
         let mut stored = session.expires_at;
         if needs_refresh(stored, wanted, self.core.tunables.refresh_interval(), ttl) {
-            self.core.refreshes.push(
+            self.addr.do_send(Refresh(
                 digest,
                 PendingRefresh {
                     expires_at: wanted,
                     seen_at: now,
                 },
-            );
+            ));
             stored = wanted;
         }
         Ok(self.remember(digest, &session, stored, wanted, epoch))
