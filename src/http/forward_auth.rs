@@ -185,17 +185,16 @@ pub fn original_url(req: &HttpRequest, state: &AppState) -> Option<String> {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded in a query parameter value.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but unreserved characters, for a query parameter value.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]
