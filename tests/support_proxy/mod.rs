@@ -315,7 +315,7 @@ impl Daemon {
             .env("PGUSERS_COOKIE_SECURE", "false")
             .env("PGUSERS_LOG__LEVEL", "info")
             // Debug builds hash passwords slowly, and the proxy tests log in side by side: the
-            // request deadline is not what these tests are about (tests/stalled_database.rs is).
+            // request deadline is not what these tests are about (tests/api/stalled_database.rs is).
             .env("PGUSERS_SERVER__REQUEST_TIMEOUT", "60s")
             .env_remove("PGUSERS_API_TOKENS")
             .env_remove("PGUSERS_CONFIG")

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// One fenced code block of the README, with the heading it stands under.
 #[derive(Debug)]
@@ -65,11 +65,11 @@ const NOT_RUN: &[(&str, &str)] = &[
     ),
     (
         "systemd",
-        "needs systemd as the init process (the unit files are checked by tests/systemd_units.rs)",
+        "needs systemd as the init process (the unit files are checked by tests/e2e/systemd_units.rs)",
     ),
     (
         "Reloading",
-        "needs systemd as the init process (SIGHUP reloading is tested in tests/daemon_process.rs)",
+        "needs systemd as the init process (SIGHUP reloading is tested in tests/e2e/daemon_process.rs)",
     ),
     (
         "Docker",
@@ -96,7 +96,7 @@ fn every_sh_block_of_the_readme_is_run_by_a_test_or_says_why_not() {
             || NOT_RUN.iter().any(|(h, _)| *h == block.heading);
         assert!(
             listed,
-            "README.md line {}: the ```sh block under \"{}\" is neither run by tests/readme.rs nor \
+            "README.md line {}: the ```sh block under \"{}\" is neither run by tests/e2e/readme.rs nor \
              listed in its NOT_RUN with a reason",
             block.line, block.heading
         );

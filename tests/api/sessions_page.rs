@@ -2,7 +2,7 @@
 //! buttons end, and which posts are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::{header, StatusCode};
 use serde_json::json;

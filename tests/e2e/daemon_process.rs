@@ -3,7 +3,7 @@
 //! session, a bad configuration refused on reload, and SIGTERM finishing in-flight requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

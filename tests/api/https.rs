@@ -2,7 +2,7 @@
 //! up a new certificate (a broken new pair is refused and the old one kept).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

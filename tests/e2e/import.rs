@@ -3,7 +3,7 @@
 //! it left out, changes nothing on a dry run or a second run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! answer 503 UNAVAILABLE within their documented bound instead of hanging as long as it does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! transaction is tried again and lands, and shutdown waits for a flush already running.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

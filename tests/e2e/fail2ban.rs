@@ -9,7 +9,7 @@
 //! they fail. CI installs it: `apt-get install fail2ban`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_proxy;
+use crate::support_proxy;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Forward auth (`/v1/auth`, `/v1/auth/admin`) and the browser login flow, over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! setting and self service, against a real PostgreSQL with a movable clock.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};

@@ -3,7 +3,7 @@
 //! malformed HTTP is answered 400 and logged at DEBUG, never at ERROR.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_proxy;
+use crate::support_proxy;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and its counters move with traffic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use support::TestApp;

@@ -7,7 +7,7 @@
 //! and passes, except when `CI` is set (then it fails: `.ci/run` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -8,7 +8,7 @@
 //! test prints a SKIP line, except under CI (`CI` set), where it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_proxy;
+use crate::support_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

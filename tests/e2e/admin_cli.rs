@@ -3,7 +3,7 @@
 //! matters; terminal prompts run under `script` (a pseudo-terminal).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;

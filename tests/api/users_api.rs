@@ -1,7 +1,7 @@
 //! Account administration over HTTP: `/v1/users*`, against a real PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;

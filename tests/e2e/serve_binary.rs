@@ -2,7 +2,7 @@
 //! file (0600) without logging the token, serves the walk-through, and stops cleanly on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};

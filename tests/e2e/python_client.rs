@@ -8,7 +8,7 @@
 //! `target/tmp/python-client-venv` between runs; the client is reinstalled every run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

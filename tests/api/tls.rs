@@ -3,7 +3,7 @@
 //! checking; a wrong CA is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::openssl;
 
