@@ -132,7 +132,7 @@ async fn run(args: Args, inherited: Inherited) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("pgusers: {e}");
+                    eprintln!("pgusers: {}", telemetry::cause_chain(&e));
                     ExitCode::from(1)
                 }
             }

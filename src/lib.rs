@@ -10,8 +10,7 @@
 //!   through, expiry refreshes written behind, invalidation from every instance, the janitor.
 //! - [`store`]: PostgreSQL (statements, migrations, TLS, the embedded cluster).
 //! - [`domain`] (keys, expiry, validation), [`config`] (settings and live settings),
-//!   [`telemetry`] (logs, metrics), [`error`] (the use-case error with its stable codes),
-//!   [`clock`]: below everything.
+//!   [`telemetry`] (logs, metrics), [`clock`]: below everything.
 //! - [`daemon`]: the process (startup, serve loop, signals, systemd, listeners), and [`cli`]:
 //!   argument parsing and dispatch, at the top.
 
@@ -22,7 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
-pub mod error;
 pub mod http;
 pub mod import;
 pub mod sessions;

@@ -12,7 +12,7 @@ use actix_web::web::Bytes;
 use actix_web::ResponseError;
 use libfuzzer_sys::fuzz_target;
 use pgusers::domain::validate;
-use pgusers::error::ApiError;
+use pgusers::http::error::ApiError;
 use pgusers::http::parse::{self, Body};
 use pgusers::http::requests::*;
 use serde::de::DeserializeOwned;

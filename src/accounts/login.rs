@@ -5,9 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::UserHandle;
+use super::{Error, Result, UserHandle};
 use crate::domain::SessionKey;
-use crate::error::{ApiError, ApiResult};
 use crate::sessions::OpenSession;
 use crate::store::users::{self as users_store, UserRow};
 use crate::telemetry::metrics::METRICS;
@@ -40,7 +39,7 @@ impl UserHandle {
     /// passwords cost the same hashing work and give the same answer; locked accounts and
     /// addresses are refused before any hashing; a hash made with other parameters than the
     /// configured ones is replaced.
-    pub async fn login(&self, request: NewLogin) -> ApiResult<LoginOutcome> {
+    pub async fn login(&self, request: NewLogin) -> Result<LoginOutcome> {
         let core = &self.core;
         let now = core.clock.now();
         let (attempt, user): (_, Option<UserRow>) = {
@@ -49,7 +48,7 @@ impl UserHandle {
                 .guard
                 .reserve(&mut db, &request.username, request.client, now)
                 .await;
-            if let Err(ApiError::TooManyRequests { .. }) = &reserved {
+            if let Err(Error::Throttled { .. }) = &reserved {
                 telemetry::login_refused(
                     LoginRefusal::Throttled,
                     request.client,
@@ -71,7 +70,7 @@ impl UserHandle {
             Ok(ok) => ok,
             Err(e) => {
                 core.guard.cancel(&core.db().await?, &attempt).await?;
-                return Err(ApiError::from(e));
+                return Err(e.into());
             }
         };
         METRICS.login(ok && user.is_some());
@@ -107,7 +106,7 @@ impl UserHandle {
                         )
                         .await;
                 }
-                return Err(ApiError::InvalidCredentials);
+                return Err(Error::InvalidCredentials);
             }
         };
         core.guard.succeeded(&db, &attempt).await?;
@@ -146,7 +145,7 @@ impl UserHandle {
                 user_agent: request.user_agent,
             })
             .await?
-            .ok_or(ApiError::InvalidCredentials)?;
+            .ok_or(Error::InvalidCredentials)?;
         let db = core.db().await?;
         core.guard
             .record(

@@ -2,6 +2,7 @@
 //! the brute-force throttle and audit trail in front of them, and password hashing on its own
 //! pool. Both faces, the HTTP API and the admin command line, go through [`Services`].
 
+mod error;
 mod login;
 pub mod passwords;
 pub mod priority;
@@ -14,15 +15,14 @@ use std::sync::Arc;
 use deadpool_postgres::{Object, Pool};
 use serde_json::Value;
 
+pub use error::{Error, Result};
 pub use login::{LoginOutcome, NewLogin};
 pub use service::{GroupChange, NewAccount, PasswordChange, UserHandle};
 
 use crate::clock::SharedClock;
 use crate::domain::validate::PasswordPolicy;
-use crate::error::ApiError;
 use crate::sessions::cache::SessionCache;
 use crate::sessions::{JanitorHandle, Retention, SessionCore, SessionHandle};
-use crate::store::StoreError;
 use passwords::PasswordHasher;
 use throttle::Guard;
 
@@ -90,11 +90,8 @@ impl AccountCore {
         }
     }
 
-    pub async fn db(&self) -> Result<Object, ApiError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| ApiError::from(StoreError::from(e)))
+    pub async fn db(&self) -> Result<Object> {
+        Ok(self.pool.get().await?)
     }
 }
 

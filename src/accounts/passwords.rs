@@ -18,24 +18,21 @@ use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
 
+/// Why the password settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid argon2 parameters")]
+    Parameters(#[source] argon2::Error),
+    #[error("cannot hash with these argon2 parameters")]
+    Hashing(#[source] argon2::password_hash::Error),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     #[error("too many password operations are waiting")]
     Busy,
     #[error("password hashing failed: {0}")]
     Failed(String),
-}
-
-/// Password hashing failures as use-case errors: a full queue is back-pressure, not a bug.
-impl From<HashError> for crate::error::ApiError {
-    fn from(err: HashError) -> Self {
-        match err {
-            HashError::Busy => Self::TooManyRequests {
-                retry_after_secs: 1,
-            },
-            HashError::Failed(msg) => Self::internal_msg(msg),
-        }
-    }
 }
 
 /// Hashes and verifies passwords; at most `threads` run at once, at most `queue_limit` wait.
@@ -80,17 +77,17 @@ pub fn legacy_phc(salt_hex: &str, kpasswd_hex: &str) -> Option<String> {
 }
 
 impl PasswordHasher {
-    pub fn new(settings: &PasswordSettings, threads: usize) -> Result<Self, String> {
+    pub fn new(settings: &PasswordSettings, threads: usize) -> Result<Self, SetupError> {
         let params = Params::new(
             settings.argon2_memory_kib,
             settings.argon2_iterations,
             settings.argon2_parallelism,
             None,
         )
-        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        .map_err(SetupError::Parameters)?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let decoy = crate::domain::keys::random_hex(16);
-        let decoy_hash = hash_with(&argon2, &decoy)?;
+        let decoy_hash = hash_with(&argon2, &decoy).map_err(SetupError::Hashing)?;
         Ok(Self {
             argon2,
             permits: Arc::new(Semaphore::new(threads.max(1))),
@@ -145,7 +142,7 @@ impl PasswordHasher {
         let password = crate::domain::validate::normalize_password(&password);
         self.run(move |argon2| hash_with(&argon2, &password))
             .await?
-            .map_err(HashError::Failed)
+            .map_err(|e| HashError::Failed(e.to_string()))
     }
 
     /// Whether `password` matches `stored`; with no stored hash, does the same work and says no.
@@ -202,12 +199,11 @@ impl PasswordHasher {
     }
 }
 
-fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, String> {
+fn hash_with(argon2: &Argon2<'_>, password: &str) -> Result<String, argon2::password_hash::Error> {
     // The salt comes from the operating system's generator (getrandom), 16 bytes.
     argon2
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 fn verify_with(argon2: &Argon2<'_>, password: &str, stored: &str) -> bool {

@@ -4,9 +4,8 @@
 use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use serde_json::Value;
 
-use super::{AccountCore, Origin};
+use super::{AccountCore, Error, Origin, Result};
 use crate::domain::{validate, KeyDigest};
-use crate::error::{ApiError, ApiResult};
 use crate::sessions::{ask, SessionHandle};
 use crate::store::groups::{self as groups_store, GroupCount};
 use crate::store::sessions::{self as sessions_store, SessionFilter};
@@ -22,7 +21,7 @@ impl Actor for UserActor {
 
 /// A new account as the HTTP layer hands it over (already validated).
 #[derive(Message)]
-#[rtype(result = "Result<i64, ApiError>")]
+#[rtype(result = "Result<i64>")]
 pub struct NewAccount {
     pub username: String,
     pub email: String,
@@ -32,16 +31,12 @@ pub struct NewAccount {
 }
 
 impl Handler<NewAccount> for UserActor {
-    type Result = ResponseFuture<Result<i64, ApiError>>;
+    type Result = ResponseFuture<Result<i64>>;
 
     fn handle(&mut self, msg: NewAccount, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
-            let hash = core
-                .hasher
-                .hash(msg.password)
-                .await
-                .map_err(ApiError::from)?;
+            let hash = core.hasher.hash(msg.password).await?;
             let db = core.db().await?;
             let userid = store::insert(
                 &db,
@@ -60,7 +55,7 @@ impl Handler<NewAccount> for UserActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Option<UserRow>, ApiError>")]
+#[rtype(result = "Result<Option<UserRow>>")]
 struct Modify {
     userid: i64,
     username: Option<String>,
@@ -69,7 +64,7 @@ struct Modify {
 }
 
 impl Handler<Modify> for UserActor {
-    type Result = ResponseFuture<Result<Option<UserRow>, ApiError>>;
+    type Result = ResponseFuture<Result<Option<UserRow>>>;
 
     fn handle(&mut self, msg: Modify, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -90,22 +85,19 @@ impl Handler<Modify> for UserActor {
 /// Deletes a user with every session of theirs; answers how many sessions ended, or `None`
 /// when there is no such user.
 #[derive(Message)]
-#[rtype(result = "Result<Option<u64>, ApiError>")]
+#[rtype(result = "Result<Option<u64>>")]
 struct Delete {
     userid: i64,
 }
 
 impl Handler<Delete> for UserActor {
-    type Result = ResponseFuture<Result<Option<u64>, ApiError>>;
+    type Result = ResponseFuture<Result<Option<u64>>>;
 
     fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
             let mut db = core.db().await?;
-            let tx = db
-                .transaction()
-                .await
-                .map_err(crate::store::StoreError::from)?;
+            let tx = db.transaction().await?;
             let filter = SessionFilter {
                 userid: msg.userid,
                 expired_only: false,
@@ -114,7 +106,7 @@ impl Handler<Delete> for UserActor {
             };
             let ended = sessions_store::kill(&tx, &filter).await?;
             let found = store::delete(&tx, msg.userid).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             core.cache.evict_user(msg.userid);
             Ok(found.then_some(ended))
         })
@@ -122,14 +114,14 @@ impl Handler<Delete> for UserActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<bool, ApiError>")]
+#[rtype(result = "Result<bool>")]
 struct SetAdmin {
     userid: i64,
     admin: bool,
 }
 
 impl Handler<SetAdmin> for UserActor {
-    type Result = ResponseFuture<Result<bool, ApiError>>;
+    type Result = ResponseFuture<Result<bool>>;
 
     fn handle(&mut self, msg: SetAdmin, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -145,25 +137,22 @@ impl Handler<SetAdmin> for UserActor {
 /// Replaces a user's groups (checked, folded, sorted, deduplicated); answers the groups before,
 /// or `None` when there is no such user.
 #[derive(Message)]
-#[rtype(result = "Result<Option<Vec<String>>, ApiError>")]
+#[rtype(result = "Result<Option<Vec<String>>>")]
 struct SetGroups {
     userid: i64,
     groups: Vec<String>,
 }
 
 impl Handler<SetGroups> for UserActor {
-    type Result = ResponseFuture<Result<Option<Vec<String>>, ApiError>>;
+    type Result = ResponseFuture<Result<Option<Vec<String>>>>;
 
     fn handle(&mut self, msg: SetGroups, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
         Box::pin(async move {
             let mut db = core.db().await?;
-            let tx = db
-                .transaction()
-                .await
-                .map_err(crate::store::StoreError::from)?;
+            let tx = db.transaction().await?;
             let before = groups_store::replace(&tx, msg.userid, &msg.groups).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             core.cache.evict_user(msg.userid);
             Ok(before)
         })
@@ -194,7 +183,7 @@ impl GroupChange {
 
 /// A password change: by an admin (no old password needed) or by the user (old one checked).
 #[derive(Message)]
-#[rtype(result = "Result<u64, ApiError>")]
+#[rtype(result = "Result<u64>")]
 pub struct PasswordChange {
     pub userid: i64,
     pub new_password: String,
@@ -208,7 +197,7 @@ pub struct PasswordChange {
 }
 
 impl Handler<PasswordChange> for UserActor {
-    type Result = ResponseFuture<Result<u64, ApiError>>;
+    type Result = ResponseFuture<Result<u64>>;
 
     fn handle(&mut self, msg: PasswordChange, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -218,23 +207,16 @@ impl Handler<PasswordChange> for UserActor {
                 store::find_by_id(&db, msg.userid).await?
             };
             let Some(user) = user else {
-                return Err(ApiError::user_not_found());
+                return Err(Error::UserNotFound);
             };
             if let Some(old) = msg.old_password {
                 check_old_password(&core, &user, old, msg.origin.client()).await?;
             }
-            let hash = core
-                .hasher
-                .hash(msg.new_password)
-                .await
-                .map_err(ApiError::from)?;
+            let hash = core.hasher.hash(msg.new_password).await?;
             let mut db = core.db().await?;
-            let tx = db
-                .transaction()
-                .await
-                .map_err(crate::store::StoreError::from)?;
+            let tx = db.transaction().await?;
             if !store::set_password_hash(&tx, msg.userid, &hash).await? {
-                return Err(ApiError::user_not_found());
+                return Err(Error::UserNotFound);
             }
             let filter = SessionFilter {
                 userid: msg.userid,
@@ -243,7 +225,7 @@ impl Handler<PasswordChange> for UserActor {
                 except: msg.keep.as_ref(),
             };
             let ended = sessions_store::kill(&tx, &filter).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             core.cache.evict_user(msg.userid);
             Ok(ended)
         })
@@ -257,7 +239,7 @@ async fn check_old_password(
     user: &UserRow,
     old: String,
     client: Option<std::net::IpAddr>,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     let now = core.clock.now();
     let attempt = {
         let mut db = core.db().await?;
@@ -273,7 +255,7 @@ async fn check_old_password(
         Ok(ok) => ok,
         Err(e) => {
             core.guard.cancel(&core.db().await?, &attempt).await?;
-            return Err(ApiError::from(e));
+            return Err(e.into());
         }
     };
     let db = core.db().await?;
@@ -300,7 +282,7 @@ async fn check_old_password(
             .record(&db, now, "lockout", userid, name, client, Some(detail))
             .await;
     }
-    Err(ApiError::Rejected)
+    Err(Error::WrongOldPassword)
 }
 
 /// The way into accounts: reads go straight to the store, mutations through the actor.
@@ -326,35 +308,35 @@ impl UserHandle {
         }
     }
 
-    pub async fn create(&self, account: NewAccount) -> ApiResult<i64> {
+    pub async fn create(&self, account: NewAccount) -> Result<i64> {
         validate::username(&account.username)?;
         validate::email(&account.email)?;
         validate::new_password(&account.password, self.core.password_policy)?;
         ask(&self.addr, account).await
     }
 
-    pub async fn find_by_id(&self, userid: i64) -> ApiResult<UserRow> {
+    pub async fn find_by_id(&self, userid: i64) -> Result<UserRow> {
         let db = self.core.db().await?;
         store::find_by_id(&db, userid)
             .await?
-            .ok_or_else(ApiError::user_not_found)
+            .ok_or(Error::UserNotFound)
     }
 
-    pub async fn find_by_username(&self, username: &str) -> ApiResult<UserRow> {
+    pub async fn find_by_username(&self, username: &str) -> Result<UserRow> {
         let db = self.core.db().await?;
         store::find_by_username(&db, username)
             .await?
-            .ok_or_else(ApiError::user_not_found)
+            .ok_or(Error::UserNotFound)
     }
 
-    pub async fn find_by_email(&self, email: &str) -> ApiResult<UserRow> {
+    pub async fn find_by_email(&self, email: &str) -> Result<UserRow> {
         let db = self.core.db().await?;
         store::find_by_email(&db, email)
             .await?
-            .ok_or_else(ApiError::user_not_found)
+            .ok_or(Error::UserNotFound)
     }
 
-    pub async fn list(&self, after: i64, limit: i64) -> ApiResult<Vec<UserRow>> {
+    pub async fn list(&self, after: i64, limit: i64) -> Result<Vec<UserRow>> {
         let db = self.core.db().await?;
         Ok(store::list(&db, after, limit).await?)
     }
@@ -365,7 +347,7 @@ impl UserHandle {
         username: Option<String>,
         email: Option<String>,
         extra_data: Option<Option<Value>>,
-    ) -> ApiResult<UserRow> {
+    ) -> Result<UserRow> {
         if let Some(name) = &username {
             validate::username(name)?;
         }
@@ -382,21 +364,21 @@ impl UserHandle {
             },
         )
         .await?
-        .ok_or_else(ApiError::user_not_found)
+        .ok_or(Error::UserNotFound)
     }
 
     /// Deletes the user with their sessions and records `user_deleted`; answers how many
     /// sessions ended.
-    pub async fn delete(&self, userid: i64, origin: Origin) -> ApiResult<u64> {
+    pub async fn delete(&self, userid: i64, origin: Origin) -> Result<u64> {
         let ended = ask(&self.addr, Delete { userid })
             .await?
-            .ok_or_else(ApiError::user_not_found)?;
+            .ok_or(Error::UserNotFound)?;
         self.audit("user_deleted", Some(userid), origin, None).await;
         Ok(ended)
     }
 
     /// Sets or clears the admin flag and records `admin_changed`.
-    pub async fn set_admin(&self, userid: i64, admin: bool, origin: Origin) -> ApiResult<()> {
+    pub async fn set_admin(&self, userid: i64, admin: bool, origin: Origin) -> Result<()> {
         found(ask(&self.addr, SetAdmin { userid, admin }).await?)?;
         let detail = serde_json::json!({ "admin": admin });
         self.audit("admin_changed", Some(userid), origin, Some(detail))
@@ -408,7 +390,7 @@ impl UserHandle {
     /// like a login), sets the hash, ends the user's other sessions and records
     /// `password_changed`.
     /// Answers how many sessions ended.
-    pub async fn change_password(&self, change: PasswordChange) -> ApiResult<u64> {
+    pub async fn change_password(&self, change: PasswordChange) -> Result<u64> {
         validate::new_password(&change.new_password, self.core.password_policy)?;
         let (userid, origin) = (change.userid, change.origin);
         let by = if change.by_self { "self" } else { "admin" };
@@ -420,7 +402,7 @@ impl UserHandle {
     }
 
     /// A user's groups, sorted.
-    pub async fn groups_of(&self, userid: i64) -> ApiResult<Vec<String>> {
+    pub async fn groups_of(&self, userid: i64) -> Result<Vec<String>> {
         let db = self.core.db().await?;
         Ok(groups_store::of_user(&db, userid).await?)
     }
@@ -433,7 +415,7 @@ impl UserHandle {
         userid: i64,
         groups: &[String],
         origin: Origin,
-    ) -> ApiResult<GroupChange> {
+    ) -> Result<GroupChange> {
         let after = crate::domain::groups::set(groups)?;
         let before = ask(
             &self.addr,
@@ -443,7 +425,7 @@ impl UserHandle {
             },
         )
         .await?
-        .ok_or_else(ApiError::user_not_found)?;
+        .ok_or(Error::UserNotFound)?;
         let change = GroupChange { before, after };
         let detail = serde_json::json!({
             "groups": change.after, "added": change.added(), "removed": change.removed(),
@@ -454,30 +436,25 @@ impl UserHandle {
     }
 
     /// Every group with its member count.
-    pub async fn list_groups(&self) -> ApiResult<Vec<GroupCount>> {
+    pub async fn list_groups(&self) -> Result<Vec<GroupCount>> {
         let db = self.core.db().await?;
         Ok(groups_store::list(&db).await?)
     }
 
     /// A page of a group's members (`name` checked and folded); not found when the group has
     /// no member at all.
-    pub async fn group_members(
-        &self,
-        name: &str,
-        after: i64,
-        limit: i64,
-    ) -> ApiResult<Vec<UserRow>> {
+    pub async fn group_members(&self, name: &str, after: i64, limit: i64) -> Result<Vec<UserRow>> {
         let name = crate::domain::groups::name(name)?;
         let db = self.core.db().await?;
         let page = groups_store::members(&db, &name, after, limit).await?;
         if page.is_empty() && !groups_store::exists(&db, &name).await? {
-            return Err(ApiError::NotFound("no such group".into()));
+            return Err(Error::GroupNotFound);
         }
         Ok(page)
     }
 
     /// Lifts a brute-force lock of the account and records `unlock`; true when it was throttled.
-    pub async fn unlock(&self, userid: i64, origin: Origin) -> ApiResult<bool> {
+    pub async fn unlock(&self, userid: i64, origin: Origin) -> Result<bool> {
         let user = self.find_by_id(userid).await?;
         let db = self.core.db().await?;
         let was_locked = self.core.guard.unlock(&db, &user.username).await?;
@@ -515,10 +492,10 @@ impl UserHandle {
     }
 }
 
-fn found(exists: bool) -> ApiResult<()> {
+fn found(exists: bool) -> Result<()> {
     if exists {
         Ok(())
     } else {
-        Err(ApiError::user_not_found())
+        Err(Error::UserNotFound)
     }
 }

@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
+use super::{Error, Result};
 use crate::config::{AuditSettings, ThrottleSettings};
-use crate::error::ApiError;
 use crate::store::security::{self as store, AuditEvent};
-use crate::store::{GenericClient, StoreError};
+use crate::store::GenericClient;
 
 const ACCOUNT: &str = "account";
 const ADDRESS: &str = "address";
@@ -61,10 +61,10 @@ fn seconds(d: std::time::Duration) -> Duration {
     Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
 }
 
-fn retry_after(now: DateTime<Utc>, until: DateTime<Utc>) -> ApiError {
+fn retry_after(now: DateTime<Utc>, until: DateTime<Utc>) -> Error {
     let secs = ((until - now).num_milliseconds().max(0) + 999) / 1000;
     let secs = secs.max(1);
-    ApiError::TooManyRequests {
+    Error::Throttled {
         retry_after_secs: u64::try_from(secs).unwrap_or(1),
     }
 }
@@ -90,11 +90,11 @@ impl Guard {
         username: &str,
         client: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<Attempt, ApiError> {
+    ) -> Result<Attempt> {
         let window = self.throttle.window.as_secs_f64();
         let key = account_key(username);
         let address = client.map(address_key);
-        let tx = db.transaction().await.map_err(StoreError::from)?;
+        let tx = db.transaction().await?;
         let account_threshold = threshold(self.throttle.account_failures);
         let Some(account) =
             store::reserve(&tx, ACCOUNT, &key, now, window, account_threshold).await?
@@ -119,7 +119,7 @@ impl Guard {
             }
             None => None,
         };
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(Attempt {
             key,
             account,
@@ -135,7 +135,7 @@ impl Guard {
         key: &str,
         address: Option<&str>,
         now: DateTime<Utc>,
-    ) -> ApiError {
+    ) -> Error {
         let mut until = store::locked_until(db, ACCOUNT, key, now)
             .await
             .ok()
@@ -173,7 +173,7 @@ impl Guard {
         db: &impl GenericClient,
         attempt: &Attempt,
         now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, ApiError> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let mut locked = None;
         if let Some(lock) = self.lock_for(attempt.account, self.throttle.account_failures) {
             store::lock(db, ACCOUNT, &attempt.key, now + lock, attempt.account).await?;
@@ -191,11 +191,7 @@ impl Guard {
     /// Settles a reserved attempt whose password was right: the account's attempts counted
     /// before this one began are forgotten (never those made since, which may still be in
     /// flight), and the address gets its attempt back.
-    pub async fn succeeded(
-        &self,
-        db: &impl GenericClient,
-        attempt: &Attempt,
-    ) -> Result<(), ApiError> {
+    pub async fn succeeded(&self, db: &impl GenericClient, attempt: &Attempt) -> Result<()> {
         store::release(db, ACCOUNT, &attempt.key, attempt.account).await?;
         if let Some((ip, _)) = &attempt.address {
             store::release(db, ADDRESS, ip, 1).await?;
@@ -204,7 +200,7 @@ impl Guard {
     }
 
     /// Gives a reserved attempt back when no password was checked (the hashing queue was full).
-    pub async fn cancel(&self, db: &impl GenericClient, attempt: &Attempt) -> Result<(), ApiError> {
+    pub async fn cancel(&self, db: &impl GenericClient, attempt: &Attempt) -> Result<()> {
         store::release(db, ACCOUNT, &attempt.key, 1).await?;
         if let Some((ip, _)) = &attempt.address {
             store::release(db, ADDRESS, ip, 1).await?;
@@ -213,7 +209,7 @@ impl Guard {
     }
 
     /// An administrator lifts the lock of an account; returns whether there was anything.
-    pub async fn unlock(&self, db: &impl GenericClient, username: &str) -> Result<bool, ApiError> {
+    pub async fn unlock(&self, db: &impl GenericClient, username: &str) -> Result<bool> {
         Ok(store::clear(db, ACCOUNT, &account_key(username)).await?)
     }
 

@@ -12,11 +12,11 @@ use crate::accounts::passwords::PasswordHasher;
 use crate::accounts::{AccountCore, UserHandle};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{DatabaseSettings, Settings};
-use crate::error::cause_chain;
 use crate::sessions::cache::SessionCache;
 use crate::sessions::{SessionCore, SessionHandle};
 use crate::store::embedded;
 use crate::store::{self, migrate};
+use crate::telemetry::cause_chain;
 
 /// The port the embedded cluster's socket is named after (see `embedded.rs`).
 const EMBEDDED_PORT: u16 = 5432;
@@ -40,12 +40,13 @@ pub(super) async fn open(settings: &Settings) -> Result<Database, Failure> {
 /// found current.
 async fn connect(settings: &Settings, size: usize) -> Result<(Pool, Object), Failure> {
     let db_settings = effective(settings)?;
-    let cfg = store::connect_config(&db_settings).map_err(Failure::BadInput)?;
+    let cfg =
+        store::connect_config(&db_settings).map_err(|e| Failure::BadInput(cause_chain(&e)))?;
     let target = describe(&cfg);
     tracing::debug!(database = %target, "connecting");
-    let tls = store::tls_connector(&db_settings).map_err(Failure::BadInput)?;
+    let tls = store::tls_connector(&db_settings).map_err(|e| Failure::BadInput(cause_chain(&e)))?;
     let pool = store::build_pool(cfg, size, tls, db_settings.connect_timeout)
-        .map_err(Failure::BadInput)?;
+        .map_err(|e| Failure::BadInput(cause_chain(&e)))?;
     let client = pool.get().await.map_err(|e| {
         Failure::Unavailable(format!(
             "cannot connect to the database ({target}): {}",
@@ -69,7 +70,8 @@ pub(super) struct Services {
 pub(super) async fn services(settings: &Settings) -> Result<Services, Failure> {
     let (pool, client) = connect(settings, 2).await?;
     drop(client);
-    let hasher = PasswordHasher::new(&settings.password, 1).map_err(Failure::BadInput)?;
+    let hasher = PasswordHasher::new(&settings.password, 1)
+        .map_err(|e| Failure::BadInput(cause_chain(&e)))?;
     let clock: SharedClock = Arc::new(SystemClock);
     let cache = Arc::new(SessionCache::new(0, 0, settings.session.cache_max_age));
     let sessions = SessionCore::new(settings, pool.clone(), clock.clone(), cache.clone());

@@ -13,9 +13,9 @@ use tokio_postgres::{Client, IsolationLevel, Transaction};
 use super::{connect, Failure, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::error::cause_chain;
 use crate::import::{self, ExistingUser, LibrarySession, LibraryUser, Plan};
 use crate::store::tls::{self, SslPolicy};
+use crate::telemetry::cause_chain;
 
 /// Rows per INSERT … SELECT FROM unnest(…) statement.
 const BATCH: usize = 10_000;
@@ -108,7 +108,8 @@ fn report_json(plan: &Plan, dry_run: bool) -> serde_json::Value {
 async fn connect_from(conninfo: &str) -> Result<(Client, tokio::task::JoinHandle<()>), Failure> {
     let cfg = tokio_postgres::Config::from_str(conninfo)
         .map_err(|e| Failure::BadInput(format!("--from is not a connection string or URL: {e}")))?;
-    let tls = tls::connector(SslPolicy::Prefer, None).map_err(Failure::BadInput)?;
+    let tls =
+        tls::connector(SslPolicy::Prefer, None).map_err(|e| Failure::BadInput(cause_chain(&e)))?;
     let (client, connection) = cfg.connect(tls).await.map_err(|e| {
         Failure::Unavailable(format!(
             "cannot connect to the --from database: {}",

@@ -63,10 +63,12 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Args, Subcommand};
 
+use crate::accounts;
 use crate::config::Settings;
 use crate::domain::validate::Invalid;
-use crate::error::{cause_chain, ApiError};
+use crate::sessions::Error as SessionError;
 use crate::store::StoreError;
+use crate::telemetry::cause_chain;
 
 /// The admin subcommands, flattened into the top-level command line.
 #[derive(Subcommand, Debug)]
@@ -219,30 +221,42 @@ impl Failure {
 impl From<StoreError> for Failure {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(msg) => Self::Rejected(msg),
+            StoreError::Conflict(constraint) => Self::Rejected(constraint.to_string()),
             StoreError::Data(msg) => Self::Unavailable(format!("unexpected data: {msg}")),
             other => Self::Unavailable(cause_chain(&other)),
         }
     }
 }
 
-/// The services' errors as exit codes: the one mapping of use-case failures for the command line.
-impl From<ApiError> for Failure {
-    fn from(err: ApiError) -> Self {
+/// The session engine's errors as exit codes.
+impl From<SessionError> for Failure {
+    fn from(err: SessionError) -> Self {
         match err {
-            ApiError::NotFound(_) | ApiError::SessionNotFound => Self::NotFound(err.to_string()),
-            ApiError::BadCall(msg) => Self::BadInput(msg),
-            ApiError::Conflict(_)
-            | ApiError::Rejected
-            | ApiError::Forbidden(_)
-            | ApiError::InvalidCredentials
-            | ApiError::Unauthenticated
-            | ApiError::Expired
-            | ApiError::TooManyRequests { .. }
-            | ApiError::PayloadTooLarge(_) => Self::Rejected(err.to_string()),
-            ApiError::Unavailable(_) | ApiError::TimedOut(_) | ApiError::Internal(_) => {
+            SessionError::NotFound => Self::NotFound(err.to_string()),
+            SessionError::Expired => Self::Rejected(err.to_string()),
+            SessionError::Store(e) => e.into(),
+            SessionError::Lookup(_) | SessionError::Stopping => {
                 Self::Unavailable(cause_chain(&err))
             }
+        }
+    }
+}
+
+/// The account use cases' errors as exit codes: the one mapping of their failures for the
+/// command line.
+impl From<accounts::Error> for Failure {
+    fn from(err: accounts::Error) -> Self {
+        use accounts::Error;
+        match err {
+            Error::UserNotFound | Error::GroupNotFound => Self::NotFound(err.to_string()),
+            Error::Invalid(invalid) => invalid.into(),
+            Error::InvalidCredentials
+            | Error::WrongOldPassword
+            | Error::Throttled { .. }
+            | Error::Hash(accounts::passwords::HashError::Busy) => Self::Rejected(err.to_string()),
+            Error::Sessions(e) => e.into(),
+            Error::Store(e) => e.into(),
+            Error::Hash(_) | Error::Stopping => Self::Unavailable(cause_chain(&err)),
         }
     }
 }

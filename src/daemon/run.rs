@@ -10,11 +10,14 @@ use crate::clock::SystemClock;
 use crate::config::{self, Secret, Settings, Sources};
 use crate::daemon::startup::{self, Inherited};
 use crate::daemon::systemd::Notifier;
-use crate::store::embedded::{self, EmbeddedPostgres};
+use crate::store::embedded::{self, EmbeddedError, EmbeddedPostgres};
 use crate::telemetry::{self, LogControl};
 
 /// Starts the embedded PostgreSQL and points the settings at it.
-async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<EmbeddedPostgres, String> {
+async fn start_embedded(
+    settings: &mut Settings,
+    dir: PathBuf,
+) -> Result<EmbeddedPostgres, EmbeddedError> {
     tracing::info!(dir = %dir.display(), "starting the embedded PostgreSQL");
     let start_dir = dir.clone();
     let pg = tokio::task::spawn_blocking(move || {
@@ -28,12 +31,15 @@ async fn start_embedded(settings: &mut Settings, dir: PathBuf) -> Result<Embedde
         )
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(EmbeddedError::Interrupted)??;
     let (admin, connection) = pg
         .config("postgres")
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| EmbeddedError::CreateDatabase {
+            name: embedded::DATABASE.into(),
+            source,
+        })?;
     let driver = actix_web::rt::spawn(connection);
     embedded::create_database_if_missing(&admin, embedded::DATABASE).await?;
     drop(admin);
@@ -77,7 +83,8 @@ pub async fn serve(
         match start_embedded(&mut settings, dir).await {
             Ok(pg) => embedded_pg = Some(pg),
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the embedded PostgreSQL");
+                let error = telemetry::cause_chain(&e);
+                tracing::error!(%error, "cannot start the embedded PostgreSQL");
                 return ExitCode::from(1);
             }
         }
@@ -87,7 +94,7 @@ pub async fn serve(
     {
         Ok(d) => d,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
+            tracing::error!(error = %telemetry::cause_chain(&e), "cannot start");
             return ExitCode::from(1);
         }
     };
@@ -216,7 +223,10 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
                 "log.level: {} -> {}",
                 current.log.level, fresh.log.level
             )),
-            Err(e) => tracing::error!(error = %e, "cannot apply log.level"),
+            Err(e) => {
+                let error = telemetry::cause_chain(&e);
+                tracing::error!(%error, "cannot apply log.level")
+            }
         }
     }
     daemon.services.core.tunables.apply_config(&fresh);
@@ -224,7 +234,8 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
         Ok(true) => changed.push("HTTPS certificate re-read".into()),
         Ok(false) => {}
         Err(e) => {
-            tracing::error!(error = %e, "cannot re-read the HTTPS certificate; keeping the old one")
+            let error = telemetry::cause_chain(&e);
+            tracing::error!(%error, "cannot re-read the HTTPS certificate; keeping the old one")
         }
     }
     current.session = fresh.session.clone();

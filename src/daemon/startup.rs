@@ -18,7 +18,7 @@ use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
 use crate::sessions::cache::SessionCache;
 use crate::sessions::invalidation::{self, ListenerStatus};
 use crate::sessions::{Retention, SessionCore};
-use crate::store::{self, migrate};
+use crate::store::{self, migrate, StoreError};
 
 /// Listeners handed over by the caller (systemd socket activation) instead of `server.listen`.
 #[derive(Default)]
@@ -49,7 +49,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Re-reads the HTTPS certificate and key (SIGHUP); the old pair stays on a problem.
-    pub fn reload_tls(&self) -> Result<bool, String> {
+    pub fn reload_tls(&self) -> Result<bool, crate::http::tls::CertError> {
         match &self.tls {
             Some(cert) => cert.reload().map(|()| true),
             None => Ok(false),
@@ -91,44 +91,54 @@ impl Daemon {
     }
 }
 
+/// Why the daemon could not start; its cause chain (`telemetry::cause_chain`) says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Database(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("configuration")]
+    Database(#[from] store::SetupError),
+    #[error("configuration")]
+    Passwords(#[from] crate::accounts::passwords::SetupError),
+    #[error("configuration")]
+    Certificate(#[from] crate::http::tls::CertError),
+    #[error("configuration")]
+    IdentityHeader(#[from] crate::http::InvalidHeaderName),
+    #[error("configuration: server.tls_listen needs server.tls_cert_file and server.tls_key_file")]
+    TlsWithoutCertificate,
+    #[error("database")]
+    Store(#[from] StoreError),
+    #[error("database")]
+    Sessions(#[from] crate::sessions::Error),
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: String,
+        #[source]
         source: std::io::Error,
     },
+}
+
+impl From<deadpool_postgres::PoolError> for StartupError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Store(err.into())
+    }
 }
 
 /// Connects to the database described by `settings`, applies pending migrations, and returns
 /// the pool.
 pub async fn connect_and_migrate(settings: &Settings) -> Result<Pool, StartupError> {
-    let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
-    let tls = store::tls_connector(&settings.database).map_err(StartupError::Config)?;
+    let pg_config = store::connect_config(&settings.database)?;
+    let tls = store::tls_connector(&settings.database)?;
     let pool = store::build_pool(
         pg_config,
         settings.database.pool_size,
         tls,
         settings.database.connect_timeout,
-    )
-    .map_err(StartupError::Config)?;
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
-    let applied = migrate::run(&mut client, &settings.database.schema)
-        .await
-        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    )?;
+    let mut client = pool.get().await?;
+    let applied = migrate::run(&mut client, &settings.database.schema).await?;
     for name in applied {
         tracing::info!(migration = name, "applied migration");
     }
-    let look_alikes = store::users::fill_skeletons(&client)
-        .await
-        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
+    let look_alikes = store::users::fill_skeletons(&client).await?;
     for l in look_alikes {
         tracing::warn!(
             userid = l.userid,
@@ -149,17 +159,10 @@ pub async fn build(
     inherited: Inherited,
 ) -> Result<Daemon, StartupError> {
     let pool = connect_and_migrate(&settings).await?;
-    let pg_config = store::connect_config(&settings.database).map_err(StartupError::Config)?;
-    let hasher = PasswordHasher::new(&settings.password, settings.hash_threads())
-        .map_err(StartupError::Config)?;
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?;
-    if store::users::any_legacy_hash(&client)
-        .await
-        .map_err(|e| StartupError::Database(crate::error::cause_chain(&e)))?
-    {
+    let pg_config = store::connect_config(&settings.database)?;
+    let hasher = PasswordHasher::new(&settings.password, settings.hash_threads())?;
+    let client = pool.get().await?;
+    if store::users::any_legacy_hash(&client).await? {
         hasher.expect_legacy_hashes();
     }
     drop(client);
@@ -176,12 +179,8 @@ pub async fn build(
         settings.janitor.batch_size,
         Retention::from_settings(&settings),
     );
-    services
-        .sessions
-        .load_ttl()
-        .await
-        .map_err(|e| StartupError::Database(e.to_string()))?;
-    let listener_tls = store::tls_connector(&settings.database).map_err(StartupError::Config)?;
+    services.sessions.load_ttl().await?;
+    let listener_tls = store::tls_connector(&settings.database)?;
     let mut listener = invalidation::spawn(
         listener_tls,
         pg_config,
@@ -197,8 +196,7 @@ pub async fn build(
         );
     }
 
-    let identity_headers =
-        IdentityHeaders::from_settings(&settings).map_err(StartupError::Config)?;
+    let identity_headers = IdentityHeaders::from_settings(&settings)?;
     let state = web::Data::new(AppState {
         services: services.clone(),
         api_tokens: ApiTokens::new(settings.api.tokens.clone()),
@@ -283,14 +281,8 @@ pub async fn build(
         &settings.server.tls_key_file,
     ) {
         _ if settings.server.tls_listen.is_empty() => None,
-        (Some(cert), Some(key)) => {
-            Some(ReloadableCert::open(cert, key).map_err(StartupError::Config)?)
-        }
-        _ => {
-            return Err(StartupError::Config(
-                "server.tls_listen needs server.tls_cert_file and server.tls_key_file".into(),
-            ))
-        }
+        (Some(cert), Some(key)) => Some(ReloadableCert::open(cert, key)?),
+        _ => return Err(StartupError::TlsWithoutCertificate),
     };
     if let Some(cert) = &tls {
         for addr in &settings.server.tls_listen {
@@ -299,7 +291,7 @@ pub async fn build(
                 .local_addr()
                 .map(|l| l.to_string())
                 .unwrap_or_else(|_| addr.clone());
-            let config = cert.server_config().map_err(StartupError::Config)?;
+            let config = cert.server_config()?;
             server = server
                 .listen_rustls_0_23(listener, config)
                 .map_err(|e| listen_err(addr, e))?;

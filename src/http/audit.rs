@@ -10,7 +10,7 @@ use super::body::{path_id, query};
 use super::credentials::require_admin;
 use super::paging::Page;
 use super::AppState;
-use crate::error::ApiResult;
+use crate::http::error::ApiResult;
 use crate::store::security as store;
 
 /// Records a security event caused by this request; failures are logged, never fatal.

@@ -6,7 +6,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
 /// The raw request body, limited to `server.max_body_bytes` (413 beyond).
 pub struct Body(pub web::Bytes);

@@ -10,7 +10,8 @@ use super::AppState;
 use crate::config::Secret;
 use crate::domain::keys::secrets_equal;
 use crate::domain::KeyDigest;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::sessions;
 use crate::sessions::cache::CachedSession;
 
 /// The configured API tokens, compared in constant time.
@@ -95,10 +96,10 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Adm
     let digest = KeyDigest::of_presented(credential).ok_or(ApiError::Unauthenticated)?;
     let session = match state.services.sessions.check_digest(digest).await {
         Ok(s) => s,
-        Err(ApiError::SessionNotFound | ApiError::Expired) => {
+        Err(sessions::Error::NotFound | sessions::Error::Expired) => {
             return Err(ApiError::Unauthenticated)
         }
-        Err(other) => return Err(other),
+        Err(other) => return Err(other.into()),
     };
     if !session.admin {
         return Err(ApiError::Forbidden(

@@ -1,12 +1,86 @@
-//! The HTTP face of [`ApiError`]: one mapping from every failure to a status, the JSON envelope
-//! with its stable code, and a correlation id for internal errors (logged with the cause chain).
+//! The HTTP face's error: every failure with its stable code (`api.md`) and a safe message; the
+//! one mapping from the layers' errors (store, sessions, accounts) and from every failure to a
+//! status, the JSON envelope, and a correlation id for internal errors (logged with the cause
+//! chain, where database failures are also counted).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::error::{cause_chain, ApiError};
+use crate::accounts::passwords::HashError;
+use crate::domain::validate::Invalid;
+use crate::store::StoreError;
+use crate::telemetry::cause_chain;
+use crate::telemetry::metrics::METRICS;
+use crate::{accounts, sessions};
+
+/// Everything a request can fail with, as clients see it. Messages never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadCall(String),
+    #[error("a valid credential is required")]
+    Unauthenticated,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("the session has expired")]
+    Expired,
+    #[error("the old password is wrong")]
+    WrongOldPassword,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("too many requests; retry after {retry_after_secs} seconds")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("the database cannot be reached; nothing was changed")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request outlived `server.request_timeout` (a stalled database): whatever it was
+    /// writing may or may not have been done, so the message does not promise either.
+    #[error("no answer from the database within {}; retry later", crate::config::duration::format(*.0))]
+    TimedOut(std::time::Duration),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad_call(msg: impl Into<String>) -> Self {
+        Self::BadCall(msg.into())
+    }
+
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::NotFound("no such user".into())
+    }
+
+    /// The stable code of `api.md`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadCall(_) => "BAD_CALL",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::NotFound(_) | Self::SessionNotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::WrongOldPassword => "REJECTED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Conflict(_) => "CONFLICT",
+            Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            Self::Unavailable(_) | Self::TimedOut(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -25,7 +99,7 @@ impl ResponseError for ApiError {
             | ApiError::SessionNotFound
             | ApiError::Expired => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Rejected | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::WrongOldPassword | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -38,11 +112,15 @@ impl ResponseError for ApiError {
         let mut correlation_id = None;
         match self {
             ApiError::Internal(cause) => {
+                if let Some(store) = store_error_in(cause.as_ref()) {
+                    METRICS.db_error(matches!(store, StoreError::Unavailable(_)));
+                }
                 let id = crate::domain::keys::random_hex(8);
                 tracing::error!(correlation_id = %id, error = %cause_chain(cause.as_ref()), "internal error");
                 correlation_id = Some(id);
             }
             ApiError::Unavailable(cause) => {
+                METRICS.db_error(true);
                 tracing::warn!(error = %cause_chain(cause.as_ref()), "database unavailable");
             }
             ApiError::TimedOut(after) => {
@@ -76,3 +154,79 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+/// The database failure behind an internal error, if there is one (for the error metric).
+fn store_error_in<'a>(
+    err: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a StoreError> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(store) = e.downcast_ref::<StoreError>() {
+            return Some(store);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+impl From<Invalid> for ApiError {
+    fn from(err: Invalid) -> Self {
+        Self::BadCall(err.0)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            StoreError::Conflict(constraint) => Self::Conflict(constraint.to_string()),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<sessions::Error> for ApiError {
+    fn from(err: sessions::Error) -> Self {
+        use sessions::Error;
+        match err {
+            Error::NotFound => Self::SessionNotFound,
+            Error::Expired => Self::Expired,
+            Error::Store(e) => e.into(),
+            Error::Lookup(_) | Error::Stopping if err.is_unavailable() => {
+                Self::Unavailable(Box::new(err))
+            }
+            Error::Lookup(_) | Error::Stopping => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    /// A full hashing queue is back-pressure (429, retry in a second), not a bug.
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::TooManyRequests {
+                retry_after_secs: 1,
+            },
+            failed @ HashError::Failed(_) => Self::internal(failed),
+        }
+    }
+}
+
+impl From<accounts::Error> for ApiError {
+    fn from(err: accounts::Error) -> Self {
+        use accounts::Error;
+        match err {
+            Error::InvalidCredentials => Self::InvalidCredentials,
+            Error::UserNotFound | Error::GroupNotFound => Self::NotFound(err.to_string()),
+            Error::WrongOldPassword => Self::WrongOldPassword,
+            Error::Throttled { retry_after_secs } => Self::TooManyRequests { retry_after_secs },
+            Error::Invalid(invalid) => invalid.into(),
+            Error::Hash(e) => e.into(),
+            Error::Sessions(e) => e.into(),
+            Error::Store(e) => e.into(),
+            Error::Stopping => Self::Unavailable(Box::new(err)),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -13,7 +13,8 @@ use super::credentials::{session_key, KeySource};
 use super::login_page::safe_redirect;
 use super::AppState;
 use crate::domain::groups;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::sessions;
 
 pub async fn any_user(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     authorize(&req, &state, false).await
@@ -54,10 +55,10 @@ async fn authorize(req: &HttpRequest, state: &AppState, need_admin: bool) -> Htt
     };
     let session = match state.services.sessions.check(key).await {
         Ok(s) => s,
-        Err(e @ (ApiError::SessionNotFound | ApiError::Expired)) => {
-            return unauthorized(req, state, e)
+        Err(e @ (sessions::Error::NotFound | sessions::Error::Expired)) => {
+            return unauthorized(req, state, e.into())
         }
-        Err(other) => return other.error_response(),
+        Err(other) => return ApiError::from(other).error_response(),
     };
     if need_admin && !session.admin {
         return ApiError::Forbidden("this resource needs an administrator".into()).error_response();

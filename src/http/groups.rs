@@ -10,7 +10,7 @@ use super::paging::Page;
 use super::requests::{PageQuery, UserGroupsRequest};
 use super::views::UserView;
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
 /// `GET /v1/users/{userid}/groups`: `{"groups": [...]}`, sorted.
 pub async fn of_user(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {

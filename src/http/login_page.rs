@@ -13,7 +13,7 @@ use super::credentials::session_key;
 use super::sessions::validate_login_input;
 use super::AppState;
 use crate::accounts::NewLogin;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -218,6 +218,7 @@ pub async fn submit(
             remember,
         })
         .await
+        .map_err(ApiError::from)
     {
         Ok(outcome) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, rd.as_str()))

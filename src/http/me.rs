@@ -10,7 +10,7 @@ use super::requests::*;
 use super::views::{SessionList, UserView};
 use super::AppState;
 use crate::accounts::PasswordChange;
-use crate::error::ApiResult;
+use crate::http::error::ApiResult;
 
 /// The user object of the session's holder, with the user's groups (sorted).
 #[derive(serde::Serialize)]

@@ -5,7 +5,7 @@ mod body;
 mod client;
 mod cookies;
 mod credentials;
-mod error;
+pub mod error;
 mod forward_auth;
 mod groups;
 mod health;
@@ -36,7 +36,7 @@ pub use observe::observe;
 
 use crate::accounts::Services;
 use crate::config::Settings;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// What every handler can reach: the service handles and the request-facing settings.
 pub struct AppState {
@@ -55,17 +55,21 @@ pub struct IdentityHeaders {
     pub groups: HeaderName,
 }
 
+/// A `forward_auth.header_*` setting that is not a valid HTTP header name.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not a valid header name")]
+pub struct InvalidHeaderName(String);
+
 impl IdentityHeaders {
-    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, InvalidHeaderName> {
         let f = &settings.forward_auth;
         // Validated, then kept as a static name: cloning it into every forward-auth answer is
         // then a copy, not a reference count shared by the workers. Five short strings, leaked
         // once per start (the names are not reloaded).
         let parse = |name: &str| {
-            let valid = HeaderName::try_from(name)
-                .map_err(|_| format!("'{name}' is not a valid header name"))?;
+            let valid = HeaderName::try_from(name).map_err(|_| InvalidHeaderName(name.into()))?;
             let text: &'static str = Box::leak(valid.as_str().to_owned().into_boxed_str());
-            Ok::<_, String>(HeaderName::from_static(text))
+            Ok(HeaderName::from_static(text))
         };
         Ok(Self {
             user: parse(&f.header_user)?,

@@ -61,7 +61,7 @@ pub async fn observe(
                 // actix renders the error as the answer; the route is not known here.
                 METRICS.request("timed_out", 503, started.elapsed());
                 let _entered = span.enter();
-                return Err(crate::error::ApiError::TimedOut(limit).into());
+                return Err(crate::http::error::ApiError::TimedOut(limit).into());
             }
         },
         None => call.await?,

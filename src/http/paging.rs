@@ -1,7 +1,7 @@
 //! Paged listings: `?after=ID&limit=N` in (rows with an id above `after`, at most `limit`), and
 //! the `next_after` that asks for the following page out.
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
 /// Rows in a page when the client does not say.
 pub const DEFAULT_LIMIT: i64 = 100;

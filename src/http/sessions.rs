@@ -13,7 +13,7 @@ use super::AppState;
 use crate::accounts::NewLogin;
 use crate::config::MAX_TTL_SECS;
 use crate::domain::validate;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
 /// Checks the shape of login input without touching the database; too-long input cannot
 /// belong to any account, so refusing it early reveals nothing.

@@ -16,7 +16,7 @@ use super::login_page::{escape, html_response, provenance, Provenance};
 use super::AppState;
 use crate::domain::keys::secrets_equal;
 use crate::domain::KeyDigest;
-use crate::error::ApiError;
+use crate::sessions;
 use crate::sessions::cache::CachedSession;
 use crate::store::sessions::SessionRow;
 
@@ -69,9 +69,9 @@ async fn visitor<'a>(req: &'a HttpRequest, state: &AppState) -> Result<Option<Vi
             source,
             session,
         })),
-        Err(ApiError::SessionNotFound | ApiError::Expired) => Ok(None),
+        Err(sessions::Error::NotFound | sessions::Error::Expired) => Ok(None),
         Err(e) => {
-            tracing::warn!(error = %crate::error::cause_chain(&e), "the sessions page could not check a session");
+            tracing::warn!(error = %crate::telemetry::cause_chain(&e), "the sessions page could not check a session");
             Err(())
         }
     }
@@ -218,7 +218,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let (total, rows) = match listed {
         Ok(listed) => listed,
         Err(e) => {
-            tracing::warn!(error = %crate::error::cause_chain(&e), "the sessions page could not list sessions");
+            tracing::warn!(error = %crate::telemetry::cause_chain(&e), "the sessions page could not list sessions");
             return unavailable();
         }
     };
@@ -290,7 +290,7 @@ pub async fn end(req: HttpRequest, state: web::Data<AppState>, form: web::Bytes)
     let (ended, detail, kind) = match outcome {
         Ok(o) => o,
         Err(e) => {
-            tracing::warn!(error = %crate::error::cause_chain(&e), "the sessions page could not end sessions");
+            tracing::warn!(error = %crate::telemetry::cause_chain(&e), "the sessions page could not end sessions");
             return unavailable();
         }
     };

@@ -28,34 +28,73 @@ impl fmt::Debug for ReloadableCert {
     }
 }
 
+/// Why the HTTPS certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a usable PEM file", .path.display())]
+    BadPem {
+        path: PathBuf,
+        #[source]
+        source: pem::Error,
+    },
+    #[error("{} holds no PEM certificate", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("{} holds no private key", .0.display())]
+    NoKey(PathBuf),
+    #[error("{} holds a private key that cannot be used", .path.display())]
+    BadKey {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("cannot set up TLS")]
+    Rustls(#[from] rustls::Error),
+}
+
 fn load(
     cert_file: &Path,
     key_file: &Path,
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+) -> Result<CertifiedKey, CertError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| CertError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let bad_pem = |path: &Path, source| CertError::BadPem {
+        path: path.to_owned(),
+        source,
+    };
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&read(cert_file)?)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert_file.display()))?;
+        .map_err(|e| bad_pem(cert_file, e))?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", cert_file.display()));
+        return Err(CertError::NoCertificate(cert_file.to_owned()));
     }
     let key = match PrivateKeyDer::from_pem_slice(&read(key_file)?) {
         Ok(key) => key,
-        Err(pem::Error::NoItemsFound) => {
-            return Err(format!("{} holds no private key", key_file.display()))
-        }
-        Err(e) => return Err(format!("{}: {e}", key_file.display())),
+        Err(pem::Error::NoItemsFound) => return Err(CertError::NoKey(key_file.to_owned())),
+        Err(e) => return Err(bad_pem(key_file, e)),
     };
     let key = provider
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+        .map_err(|source| CertError::BadKey {
+            path: key_file.to_owned(),
+            source,
+        })?;
     Ok(CertifiedKey::new(certs, key))
 }
 
 impl ReloadableCert {
-    pub fn open(cert_file: &Path, key_file: &Path) -> Result<Arc<Self>, String> {
+    pub fn open(cert_file: &Path, key_file: &Path) -> Result<Arc<Self>, CertError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let first = load(cert_file, key_file, &provider)?;
         Ok(Arc::new(Self {
@@ -67,7 +106,7 @@ impl ReloadableCert {
     }
 
     /// Re-reads the files; on a problem the current certificate stays and the problem is returned.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), CertError> {
         let fresh = load(&self.cert_file, &self.key_file, &self.provider)?;
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(fresh);
@@ -76,10 +115,9 @@ impl ReloadableCert {
     }
 
     /// A rustls server configuration that always presents the current certificate.
-    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig, String> {
+    pub fn server_config(self: &Arc<Self>) -> Result<ServerConfig, CertError> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];

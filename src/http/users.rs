@@ -11,7 +11,7 @@ use super::views::UserView;
 use super::AppState;
 use crate::accounts::{NewAccount, PasswordChange};
 use crate::domain::validate;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
 pub async fn create(
     req: HttpRequest,

@@ -123,7 +123,7 @@ async fn keep_listening(
         match listen_once(config, tls.clone(), cache, status_tx, ttl_stale).await {
             Ok(()) => backoff = Duration::from_millis(50),
             Err(e) => {
-                tracing::warn!(error = %crate::error::cause_chain(e.as_ref()), "invalidation listener: cannot connect; the cache is bypassed")
+                tracing::warn!(error = %crate::telemetry::cause_chain(e.as_ref()), "invalidation listener: cannot connect; the cache is bypassed")
             }
         }
         cache.set_trusted(false);
@@ -145,7 +145,7 @@ async fn reload_ttl(sessions: &SessionHandle, stale: &Notify) {
         let _ = tokio::time::timeout(TTL_REREAD_EVERY, stale.notified()).await;
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = sessions.load_ttl().await {
-            tracing::warn!(error = %crate::error::cause_chain(&e), "cannot re-read the session TTL; will retry");
+            tracing::warn!(error = %crate::telemetry::cause_chain(&e), "cannot re-read the session TTL; will retry");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
@@ -180,7 +180,7 @@ async fn listen_once(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %crate::error::cause_chain(&e), "invalidation listener: connection lost");
+                    tracing::warn!(error = %crate::telemetry::cause_chain(&e), "invalidation listener: connection lost");
                     break;
                 }
             }

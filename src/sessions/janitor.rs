@@ -7,11 +7,11 @@ use actix::{
     ResponseActFuture, WrapFuture,
 };
 
-use super::{ask, SessionCore};
-use crate::error::ApiError;
+use super::{ask, Result, SessionCore};
 use crate::store::security as security_store;
 use crate::store::sessions as store;
 use crate::store::StoreError;
+use crate::telemetry::metrics::METRICS;
 
 /// How long audit events and failed-login rows are kept (`audit.retention`, `throttle.window`).
 #[derive(Clone, Copy, Debug)]
@@ -49,12 +49,11 @@ const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
 /// Deletes expired sessions batch by batch until none is left; returns how many (0 when
 /// another instance holds the purge lock). A session is purged only once it has been expired
 /// for a whole refresh interval, since its stored expiry may lag the true one by that much.
-async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u64, ApiError> {
+async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u64> {
     let mut db = core.db().await?;
     let locked: bool = db
         .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
-        .await
-        .map_err(StoreError::from)?
+        .await?
         .get(0);
     if !locked {
         tracing::debug!("janitor: another instance is purging");
@@ -75,7 +74,7 @@ async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u6
                 // Let session checks have the database between batches.
                 tokio::task::yield_now().await;
             }
-            Err(e) => break Err(ApiError::from(e)),
+            Err(e) => break Err(e.into()),
         }
     };
     let now = core.clock.now();
@@ -96,12 +95,16 @@ async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u6
                 "janitor: purged old audit events and login failures"
             )
         }
-        Err(e) => tracing::warn!(error = %e, "janitor: could not purge audit events"),
+        Err(e) => {
+            METRICS.db_error(matches!(e, StoreError::Unavailable(_)));
+            let error = crate::telemetry::cause_chain(&e);
+            tracing::warn!(%error, "janitor: could not purge audit events")
+        }
     }
     let _ = db
         .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
         .await;
-    crate::telemetry::metrics::METRICS.janitor_run(total);
+    METRICS.janitor_run(total);
     result
 }
 
@@ -119,7 +122,9 @@ impl JanitorActor {
                             Ok(0) => tracing::debug!("janitor: nothing to purge"),
                             Ok(n) => tracing::info!(purged = n, "janitor: purged expired sessions"),
                             Err(e) => {
-                                tracing::warn!(error = %e, "janitor: purge failed; will retry")
+                                METRICS.db_error(e.is_unavailable());
+                                let error = crate::telemetry::cause_chain(&e);
+                                tracing::warn!(%error, "janitor: purge failed; will retry")
                             }
                         }
                         actor.schedule(ctx);
@@ -144,11 +149,11 @@ impl Actor for JanitorActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<u64, ApiError>")]
+#[rtype(result = "Result<u64>")]
 struct RunNow;
 
 impl Handler<RunNow> for JanitorActor {
-    type Result = ResponseActFuture<Self, Result<u64, ApiError>>;
+    type Result = ResponseActFuture<Self, Result<u64>>;
 
     fn handle(&mut self, _: RunNow, _: &mut Context<Self>) -> Self::Result {
         Box::pin(purge(self.core.clone(), self.batch, self.retention).into_actor(self))
@@ -157,11 +162,11 @@ impl Handler<RunNow> for JanitorActor {
 
 /// Re-arms the timer with the current interval (after a reload changed it).
 #[derive(Message)]
-#[rtype(result = "Result<(), ApiError>")]
+#[rtype(result = "Result<()>")]
 struct Reschedule;
 
 impl Handler<Reschedule> for JanitorActor {
-    type Result = Result<(), ApiError>;
+    type Result = Result<()>;
 
     fn handle(&mut self, _: Reschedule, ctx: &mut Context<Self>) -> Self::Result {
         self.schedule(ctx);
@@ -170,11 +175,11 @@ impl Handler<Reschedule> for JanitorActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(), ApiError>")]
+#[rtype(result = "Result<()>")]
 struct Stop;
 
 impl Handler<Stop> for JanitorActor {
-    type Result = Result<(), ApiError>;
+    type Result = Result<()>;
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
         ctx.stop();
@@ -207,7 +212,7 @@ impl JanitorHandle {
     }
 
     /// Purges now (tests and operators); returns the number of sessions deleted.
-    pub async fn run_now(&self) -> Result<u64, ApiError> {
+    pub async fn run_now(&self) -> Result<u64> {
         ask(&self.addr, RunNow).await
     }
 

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
 
+use super::Error;
 use crate::domain::KeyDigest;
-use crate::error::{ApiError, ApiResult};
 use crate::store::sessions::{lookup_many, SessionIdentity};
 use crate::store::StoreError;
 
-type Reply = ApiResult<Option<SessionIdentity>>;
+type Reply = Result<Option<SessionIdentity>, Error>;
 
 struct Waiting {
     digest: KeyDigest,
@@ -38,11 +38,6 @@ pub struct LookupBatcher {
     max_in_flight: usize,
     max_batch: usize,
 }
-
-/// The failure of a whole batch, as each of its waiters reports it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BatchFailure(Arc<StoreError>);
 
 /// The most digests one query asks for.
 const MAX_BATCH: usize = 64;
@@ -81,11 +76,8 @@ impl LookupBatcher {
             let me = Arc::clone(self);
             tokio::spawn(async move { me.run_batches().await });
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(ApiError::Unavailable(
-                "the lookup was abandoned (shutting down)".into(),
-            ))
-        })
+        // The batch task went away without answering: the runtime is shutting down.
+        answer.await.unwrap_or(Err(Error::Stopping))
     }
 
     /// Takes batches off the queue until it is empty.
@@ -123,16 +115,9 @@ impl LookupBatcher {
                 }
             }
             Err(err) => {
-                let unavailable = matches!(err, StoreError::Unavailable(_));
-                crate::telemetry::metrics::METRICS.db_error(unavailable);
                 let shared = Arc::new(err);
                 for w in batch {
-                    let cause = Box::new(BatchFailure(shared.clone()));
-                    let _ = w.reply.send(Err(if unavailable {
-                        ApiError::Unavailable(cause)
-                    } else {
-                        ApiError::Internal(cause)
-                    }));
+                    let _ = w.reply.send(Err(Error::Lookup(shared.clone())));
                 }
             }
         }

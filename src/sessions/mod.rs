@@ -4,6 +4,7 @@
 //! an `Addr`, a message or a `MailboxError`.
 
 pub mod cache;
+mod error;
 pub mod invalidation;
 mod janitor;
 pub mod lookups;
@@ -16,14 +17,13 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message};
 use deadpool_postgres::{Object, Pool};
 
+pub use error::{Error, Result};
 pub use janitor::{JanitorHandle, Retention};
 pub use service::{OpenSession, SessionHandle};
 
 use crate::clock::SharedClock;
 use crate::config::live::Tunables;
-use crate::error::ApiError;
 use crate::sessions::cache::SessionCache;
-use crate::store::StoreError;
 
 /// What the session engine's actors and handles share.
 #[derive(Clone)]
@@ -55,23 +55,20 @@ impl SessionCore {
         }
     }
 
-    pub async fn db(&self) -> Result<Object, ApiError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| ApiError::from(StoreError::from(e)))
+    pub async fn db(&self) -> Result<Object> {
+        Ok(self.pool.get().await?)
     }
 }
 
-/// Sends a message and flattens the mailbox failure into an internal error.
-pub(crate) async fn ask<A, M, T>(addr: &Addr<A>, msg: M) -> Result<T, ApiError>
+/// Sends a message and flattens a mailbox failure (the actor has stopped) into the answer's
+/// own error type.
+pub(crate) async fn ask<A, M, T, E>(addr: &Addr<A>, msg: M) -> std::result::Result<T, E>
 where
     A: Actor + Handler<M>,
     A::Context: ToEnvelope<A, M>,
-    M: Message<Result = Result<T, ApiError>> + Send + 'static,
+    M: Message<Result = std::result::Result<T, E>> + Send + 'static,
     T: Send + 'static,
+    E: From<actix::MailboxError> + Send + 'static,
 {
-    addr.send(msg)
-        .await
-        .map_err(|e| ApiError::internal_msg(format!("actor mailbox: {e}")))?
+    addr.send(msg).await?
 }

@@ -79,7 +79,7 @@ pub async fn write(
         match store::refresh_many(&db, &digests, &expires, &seen).await {
             Err(e) if e.is_transient_conflict() && attempt < WRITE_TRIES => {
                 tracing::info!(
-                    error = %crate::error::cause_chain(&e),
+                    error = %crate::telemetry::cause_chain(&e),
                     attempt,
                     "expiry refreshes lost a lock conflict; retrying"
                 );

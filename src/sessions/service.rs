@@ -10,17 +10,16 @@ use actix::{
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ask, SessionCore};
+use super::{ask, Error, Result, SessionCore};
 use crate::config::live::TtlSource;
 use crate::domain::expiry::{absolute_end, needs_refresh, slide};
 use crate::domain::{KeyDigest, SessionKey};
-use crate::error::{ApiError, ApiResult};
 use crate::sessions::cache::CachedSession;
 use crate::sessions::refresh::{self, PendingRefresh, RefreshQueue};
 use crate::store::sessions::{
     self as store, NewSession, SessionFilter, SessionIdentity, SessionRow,
 };
-use crate::store::{settings as settings_store, StoreError};
+use crate::store::settings as settings_store;
 use crate::telemetry::metrics::{CheckOutcome, METRICS};
 
 /// Owns the session write path: creations (written through to PostgreSQL, then cached), kills,
@@ -52,8 +51,9 @@ impl Actor for SessionActor {
                     drop(flying);
                     if let Err((e, batch)) = result {
                         actor.pending.put_back(batch);
+                        METRICS.db_error(e.is_unavailable());
                         tracing::warn!(
-                            error = %crate::error::cause_chain(&e),
+                            error = %crate::telemetry::cause_chain(&e),
                             "could not write expiry refreshes; will retry"
                         );
                     }
@@ -91,11 +91,11 @@ pub struct OpenSession {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>")]
+#[rtype(result = "Result<Option<(SessionKey, DateTime<Utc>)>>")]
 struct Create(OpenSession);
 
 impl Handler<Create> for SessionActor {
-    type Result = ResponseFuture<Result<Option<(SessionKey, DateTime<Utc>)>, ApiError>>;
+    type Result = ResponseFuture<Result<Option<(SessionKey, DateTime<Utc>)>>>;
 
     fn handle(&mut self, Create(msg): Create, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -107,7 +107,7 @@ impl Handler<Create> for SessionActor {
             // The insert and the end of the sessions beyond the per-user cap commit together;
             // the ended sessions are announced to other instances by the delete trigger.
             let mut db = core.db().await?;
-            let tx = db.transaction().await.map_err(StoreError::from)?;
+            let tx = db.transaction().await?;
             let created = store::insert(
                 &tx,
                 &NewSession {
@@ -133,7 +133,7 @@ impl Handler<Create> for SessionActor {
                 }
                 None => Vec::new(),
             };
-            tx.commit().await.map_err(StoreError::from)?;
+            tx.commit().await?;
             for digest in &ended {
                 core.cache.evict_key(digest);
             }
@@ -150,7 +150,7 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 async fn write_refreshes(
     core: SessionCore,
     mut batch: Vec<(KeyDigest, PendingRefresh)>,
-) -> Result<usize, (ApiError, Vec<(KeyDigest, PendingRefresh)>)> {
+) -> std::result::Result<usize, (Error, Vec<(KeyDigest, PendingRefresh)>)> {
     if batch.is_empty() {
         return Ok(0);
     }
@@ -169,11 +169,11 @@ async fn write_refreshes(
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<usize, ApiError>")]
+#[rtype(result = "Result<usize>")]
 struct Flush;
 
 impl Handler<Flush> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<usize, ApiError>>;
+    type Result = ResponseActFuture<Self, Result<usize>>;
 
     /// Waits for a periodic flush already running (shutdown must not close the pool under
     /// it), then writes what is left.
@@ -199,14 +199,14 @@ impl Handler<Flush> for SessionActor {
 
 /// Kill one session by key (logout) or by public id (of any user, or only of `owner`).
 #[derive(Message)]
-#[rtype(result = "Result<bool, ApiError>")]
+#[rtype(result = "Result<bool>")]
 enum KillOne {
     ByKey(KeyDigest),
     ById { id: i64, owner: Option<i64> },
 }
 
 impl Handler<KillOne> for SessionActor {
-    type Result = ResponseFuture<Result<bool, ApiError>>;
+    type Result = ResponseFuture<Result<bool>>;
 
     fn handle(&mut self, msg: KillOne, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -227,7 +227,7 @@ impl Handler<KillOne> for SessionActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<u64, ApiError>")]
+#[rtype(result = "Result<u64>")]
 struct KillMany {
     userid: i64,
     expired_only: bool,
@@ -235,7 +235,7 @@ struct KillMany {
 }
 
 impl Handler<KillMany> for SessionActor {
-    type Result = ResponseFuture<Result<u64, ApiError>>;
+    type Result = ResponseFuture<Result<u64>>;
 
     fn handle(&mut self, msg: KillMany, _: &mut Context<Self>) -> Self::Result {
         let core = self.core.clone();
@@ -285,23 +285,23 @@ impl SessionHandle {
 
     /// Validates a presented key and slides its expiry. Answers from the cache when it can;
     /// a cached "expired" is confirmed with the database (another instance may have slid it).
-    pub async fn check(&self, key: &str) -> ApiResult<Arc<CachedSession>> {
-        let digest = KeyDigest::of_presented(key).ok_or(ApiError::SessionNotFound)?;
+    pub async fn check(&self, key: &str) -> Result<Arc<CachedSession>> {
+        let digest = KeyDigest::of_presented(key).ok_or(Error::NotFound)?;
         self.check_digest(digest).await
     }
 
-    pub async fn check_digest(&self, digest: KeyDigest) -> ApiResult<Arc<CachedSession>> {
+    pub async fn check_digest(&self, digest: KeyDigest) -> Result<Arc<CachedSession>> {
         let outcome = self.check_uncounted(digest).await;
         METRICS.check(match &outcome {
             Ok(_) => CheckOutcome::Valid,
-            Err(ApiError::SessionNotFound) => CheckOutcome::NotFound,
-            Err(ApiError::Expired) => CheckOutcome::Expired,
+            Err(Error::NotFound) => CheckOutcome::NotFound,
+            Err(Error::Expired) => CheckOutcome::Expired,
             Err(_) => CheckOutcome::Unavailable,
         });
         outcome
     }
 
-    async fn check_uncounted(&self, digest: KeyDigest) -> ApiResult<Arc<CachedSession>> {
+    async fn check_uncounted(&self, digest: KeyDigest) -> Result<Arc<CachedSession>> {
         let now = self.core.clock.now();
         let cached = self.core.cache.get(&digest);
         METRICS.cache(cached.is_some());
@@ -336,15 +336,15 @@ impl SessionHandle {
         &self,
         digest: KeyDigest,
         now: DateTime<Utc>,
-    ) -> ApiResult<Arc<CachedSession>> {
+    ) -> Result<Arc<CachedSession>> {
         let epoch = self.core.cache.epoch(&digest);
         let found = self.core.lookups.lookup(digest).await?;
         let Some(session) = found else {
             self.core.cache.evict_key(&digest);
-            return Err(ApiError::SessionNotFound);
+            return Err(Error::NotFound);
         };
         if now >= session.expires_at {
-            return Err(ApiError::Expired);
+            return Err(Error::Expired);
         }
         let ttl = self.core.tunables.ttl_for(session.remember);
         let wanted = slide(now, ttl, session.max_expires_at);
@@ -379,35 +379,32 @@ impl SessionHandle {
     /// Opens a session for a user whose password was just verified: written to PostgreSQL and
     /// then into this instance's cache, so the first check is a hit. `None` when the account no
     /// longer has the verified hash (changed or deleted in between).
-    pub async fn open(
-        &self,
-        request: OpenSession,
-    ) -> ApiResult<Option<(SessionKey, DateTime<Utc>)>> {
+    pub async fn open(&self, request: OpenSession) -> Result<Option<(SessionKey, DateTime<Utc>)>> {
         let created = ask(&self.addr, Create(request)).await?;
         if let Some((key, _)) = &created {
             // Through the miss path, with its guard against a fill racing an eviction.
             let now = self.core.clock.now();
             if let Err(e) = self.check_in_database(key.digest(), now).await {
-                tracing::debug!(error = %crate::error::cause_chain(&e), "a new session was not cached");
+                tracing::debug!(error = %crate::telemetry::cause_chain(&e), "a new session was not cached");
             }
         }
         Ok(created)
     }
 
     /// Writes the pending expiry refreshes now (shutdown, tests); returns how many.
-    pub async fn flush(&self) -> ApiResult<usize> {
+    pub async fn flush(&self) -> Result<usize> {
         ask(&self.addr, Flush).await
     }
 
     /// Ends the session with this key; false when there was none.
-    pub async fn logout(&self, key: &str) -> ApiResult<bool> {
+    pub async fn logout(&self, key: &str) -> Result<bool> {
         let Some(digest) = KeyDigest::of_presented(key) else {
             return Ok(false);
         };
         ask(&self.addr, KillOne::ByKey(digest)).await
     }
 
-    pub async fn kill_by_id(&self, session_id: i64) -> ApiResult<bool> {
+    pub async fn kill_by_id(&self, session_id: i64) -> Result<bool> {
         ask(
             &self.addr,
             KillOne::ById {
@@ -419,7 +416,7 @@ impl SessionHandle {
     }
 
     /// Ends one of `userid`'s own sessions by its public id; false when they have no such one.
-    pub async fn kill_own(&self, userid: i64, session_id: i64) -> ApiResult<bool> {
+    pub async fn kill_own(&self, userid: i64, session_id: i64) -> Result<bool> {
         ask(
             &self.addr,
             KillOne::ById {
@@ -436,7 +433,7 @@ impl SessionHandle {
         userid: i64,
         expired_only: bool,
         except: Option<KeyDigest>,
-    ) -> ApiResult<u64> {
+    ) -> Result<u64> {
         ask(
             &self.addr,
             KillMany {
@@ -456,7 +453,7 @@ impl SessionHandle {
         expired_only: bool,
         after: i64,
         limit: i64,
-    ) -> ApiResult<Vec<SessionRow>> {
+    ) -> Result<Vec<SessionRow>> {
         let db = self.core.db().await?;
         let filter = SessionFilter {
             userid,
@@ -468,7 +465,7 @@ impl SessionHandle {
     }
 
     /// How many sessions the user has, live or expired but not yet purged.
-    pub async fn count(&self, userid: i64) -> ApiResult<i64> {
+    pub async fn count(&self, userid: i64) -> Result<i64> {
         let db = self.core.db().await?;
         let (live, expired) = store::count(&db, userid, self.core.clock.now()).await?;
         Ok(live + expired)
@@ -480,7 +477,7 @@ impl SessionHandle {
     }
 
     /// Sets (or with `None` clears) the API override of the TTL, stored for every instance.
-    pub async fn set_ttl(&self, seconds: Option<u64>) -> ApiResult<()> {
+    pub async fn set_ttl(&self, seconds: Option<u64>) -> Result<()> {
         let db = self.core.db().await?;
         match seconds {
             Some(s) => {
@@ -493,7 +490,7 @@ impl SessionHandle {
     }
 
     /// Reads the stored TTL override into the tunables (at start).
-    pub async fn load_ttl(&self) -> ApiResult<()> {
+    pub async fn load_ttl(&self) -> Result<()> {
         let db = self.core.db().await?;
         let stored = settings_store::session_ttl(&db).await?;
         self.core

@@ -14,8 +14,106 @@ pub const ROLE: &str = "pgusers";
 pub const DATABASE: &str = "pgusers";
 const PORT: u16 = 5432;
 
+/// Why the embedded PostgreSQL cannot be set up or started; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) not found on PATH or under \
+         /usr/lib/postgresql/*/bin: install the PostgreSQL server package"
+    )]
+    NoServerBinaries,
+    #[error(
+        "the '{0}' account has uid 0; the embedded PostgreSQL needs an unprivileged '{0}' account"
+    )]
+    PrivilegedAccount(&'static str),
+    #[error(
+        "running as root, the embedded PostgreSQL needs a dedicated account to run as, and there \
+         is no '{0}' account: create one (`useradd --system --user-group --home-dir \
+         /var/lib/postgresql {0}`; the PostgreSQL server package creates it), or run pgusers \
+         as an unprivileged user. pgusers does not fall back to 'nobody', whose other services \
+         could then reach the database as its superuser"
+    )]
+    NoDedicatedAccount(&'static str),
+    #[error("cannot {action} {}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is too long a path for a Unix socket; choose a shorter directory", .0.display())]
+    SocketPathTooLong(PathBuf),
+    #[error(
+        "initdb failed in {}: {output}{}",
+        .dir.display(),
+        if *.as_root {
+            " (as root, PostgreSQL runs as an unprivileged account: every parent directory must \
+             be reachable by it)"
+        } else {
+            ""
+        }
+    )]
+    Initdb {
+        dir: PathBuf,
+        output: String,
+        as_root: bool,
+    },
+    #[error("the embedded PostgreSQL exited ({status}); see {}", .log.display())]
+    Exited {
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
+    #[error("the embedded PostgreSQL did not become ready within {0:?}")]
+    NotReady(Duration),
+    /// The thread that started it panicked or was cancelled.
+    #[error("the start of the embedded PostgreSQL was interrupted")]
+    Interrupted(#[source] tokio::task::JoinError),
+    #[error("cannot create the database {name}")]
+    CreateDatabase {
+        name: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("{}: {problem}", .path.display())]
+    UntrustedTokenFile {
+        path: PathBuf,
+        problem: TokenFileProblem,
+    },
+}
+
+/// Why an existing API token file is not trusted (see [`api_token`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileProblem {
+    #[error("a symbolic link, which the API token file must not be; delete it and pgusers makes a new token")]
+    SymbolicLink,
+    #[error("not a regular file; delete it and pgusers makes a new token")]
+    NotARegularFile,
+    #[error(
+        "owned by uid {owner}, not by pgusers' own (uid {me}): another account may have planted \
+         it; delete it and pgusers makes a new token (or chown it back if you wrote it)"
+    )]
+    ForeignOwner { owner: u32, me: u32 },
+    #[error(
+        "open to other accounts (mode {mode:o}); `chmod 600` it, or delete it and pgusers makes a \
+         new token"
+    )]
+    OpenToOthers { mode: u32 },
+    #[error("has other hard links; delete it and pgusers makes a new token")]
+    HardLinked,
+}
+
+/// An I/O failure on `path` while trying to `action` it.
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError {
+    let path = path.to_owned();
+    move |source| EmbeddedError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 /// Finds `initdb` and `postgres`: on PATH, else the newest `/usr/lib/postgresql/*/bin`.
-pub fn find_binaries() -> Result<PathBuf, String> {
+pub fn find_binaries() -> Result<PathBuf, EmbeddedError> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file())
@@ -45,7 +143,7 @@ pub fn find_binaries() -> Result<PathBuf, String> {
     versions
         .pop()
         .map(|(_, bin)| bin)
-        .ok_or_else(|| "PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin: install the PostgreSQL server package".into())
+        .ok_or(EmbeddedError::NoServerBinaries)
 }
 
 /// Tuning for throwaway clusters (tests): durability traded for speed.
@@ -74,7 +172,7 @@ pub struct EmbeddedPostgres {
 const DEDICATED_ACCOUNT: &str = "postgres";
 
 /// The unprivileged account to run PostgreSQL as when we are root.
-fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
+fn unprivileged_account() -> Result<Option<(u32, u32)>, EmbeddedError> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
@@ -84,19 +182,11 @@ fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
 /// The uid and gid of `name`, which must exist and not be root. There is no fallback to
 /// `nobody`: every service running as `nobody` could then reach the trust-authenticated socket
 /// as the superuser role.
-fn dedicated_account(name: &str) -> Result<(u32, u32), String> {
+fn dedicated_account(name: &'static str) -> Result<(u32, u32), EmbeddedError> {
     match nix::unistd::User::from_name(name) {
         Ok(Some(user)) if !user.uid.is_root() => Ok((user.uid.as_raw(), user.gid.as_raw())),
-        Ok(Some(_)) => Err(format!(
-            "the '{name}' account has uid 0; the embedded PostgreSQL needs an unprivileged '{name}' account"
-        )),
-        _ => Err(format!(
-            "running as root, the embedded PostgreSQL needs a dedicated account to run as, and there \
-             is no '{name}' account: create one (`useradd --system --user-group --home-dir \
-             /var/lib/postgresql {name}`; the PostgreSQL server package creates it), or run pgusers \
-             as an unprivileged user. pgusers does not fall back to 'nobody', whose other services \
-             could then reach the database as its superuser"
-        )),
+        Ok(Some(_)) => Err(EmbeddedError::PrivilegedAccount(name)),
+        _ => Err(EmbeddedError::NoDedicatedAccount(name)),
     }
 }
 
@@ -120,29 +210,19 @@ fn scrub(cmd: &mut Command) -> &mut Command {
 
 impl EmbeddedPostgres {
     /// Creates the cluster in `dir` if needed and starts it; blocks until it accepts connections.
-    pub fn start(dir: &Path, options: Options) -> Result<Self, String> {
+    pub fn start(dir: &Path, options: Options) -> Result<Self, EmbeddedError> {
         let bin = find_binaries()?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let dir = dir.canonicalize().map_err(io("resolve", dir))?;
         if dir.join(format!(".s.PGSQL.{PORT}")).as_os_str().len() > 100 {
-            return Err(format!(
-                "{} is too long a path for a Unix socket; choose a shorter directory",
-                dir.display()
-            ));
+            return Err(EmbeddedError::SocketPathTooLong(dir));
         }
         let run_as = unprivileged_account()?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot set permissions on {}: {e}", dir.display()))?;
+            .map_err(io("set permissions on", &dir))?;
         if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| {
-                format!(
-                    "cannot hand {} to the PostgreSQL account: {e}",
-                    dir.display()
-                )
-            })?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(io("hand over to the PostgreSQL account", &dir))?;
         }
         let mut pg = Self {
             dir,
@@ -183,7 +263,7 @@ impl EmbeddedPostgres {
         cmd
     }
 
-    fn initdb(&self) -> Result<(), String> {
+    fn initdb(&self) -> Result<(), EmbeddedError> {
         let output = self
             .command("initdb")
             .arg("-D")
@@ -203,25 +283,20 @@ impl EmbeddedPostgres {
                 &["--no-sync"][..]
             })
             .output()
-            .map_err(|e| format!("cannot run initdb: {e}"))?;
+            .map_err(io("run", &self.bin.join("initdb")))?;
         if !output.status.success() {
-            return Err(format!(
-                "initdb failed in {}: {}{}",
-                self.dir.display(),
-                String::from_utf8_lossy(&output.stderr).trim(),
-                if self.run_as.is_some() {
-                    " (as root, PostgreSQL runs as an unprivileged account: every parent directory must be reachable by it)"
-                } else {
-                    ""
-                }
-            ));
+            return Err(EmbeddedError::Initdb {
+                dir: self.dir.clone(),
+                output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                as_root: self.run_as.is_some(),
+            });
         }
         Ok(())
     }
 
     /// Starts `postgres` under a tiny shell supervisor that stops it (fast shutdown) when our
     /// end of its stdin closes, which happens when this process exits for any reason.
-    fn launch(&mut self) -> Result<(), String> {
+    fn launch(&mut self) -> Result<(), EmbeddedError> {
         const SUPERVISOR: &str = r#"
 "$@" &
 pid=$!
@@ -283,12 +358,15 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
         if self.options.remove_on_exit {
             cmd.env("PGUSERS_EMBEDDED_REMOVE", &self.dir);
         }
+        let log_path = self.dir.join("postgres.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("postgres.log"))
-            .map_err(|e| format!("cannot open the PostgreSQL log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+            .open(&log_path)
+            .map_err(io("open the PostgreSQL log", &log_path))?;
+        let log_err = log
+            .try_clone()
+            .map_err(io("open the PostgreSQL log", &log_path))?;
         let mut child = cmd
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
@@ -296,13 +374,13 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
             .stderr(log_err)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start postgres: {e}"))?;
+            .map_err(io("start", &self.bin.join("postgres")))?;
         self.stdin = child.stdin.take();
         self.supervisor = Some(child);
         Ok(())
     }
 
-    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    fn wait_until_ready(&mut self, timeout: Duration) -> Result<(), EmbeddedError> {
         let started = Instant::now();
         loop {
             let ready = self
@@ -326,16 +404,14 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
             }
             if let Some(child) = self.supervisor.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(format!(
-                        "the embedded PostgreSQL exited ({status}); see {}",
-                        self.dir.join("postgres.log").display()
-                    ));
+                    return Err(EmbeddedError::Exited {
+                        status,
+                        log: self.dir.join("postgres.log"),
+                    });
                 }
             }
             if started.elapsed() > timeout {
-                return Err(format!(
-                    "the embedded PostgreSQL did not become ready within {timeout:?}"
-                ));
+                return Err(EmbeddedError::NotReady(timeout));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -362,7 +438,7 @@ if [ -n "$PGUSERS_EMBEDDED_REMOVE" ]; then rm -rf "$PGUSERS_EMBEDDED_REMOVE"; fi
     }
 
     /// Starts a stopped server again on the same data (tests of outages).
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub fn restart(&mut self) -> Result<(), EmbeddedError> {
         self.stop();
         self.launch()?;
         self.wait_until_ready(Duration::from_secs(60))
@@ -379,17 +455,21 @@ impl Drop for EmbeddedPostgres {
 pub async fn create_database_if_missing(
     admin: &tokio_postgres::Client,
     name: &str,
-) -> Result<(), String> {
+) -> Result<(), EmbeddedError> {
+    let failed = |source| EmbeddedError::CreateDatabase {
+        name: name.to_owned(),
+        source,
+    };
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(failed)?
         .is_some();
     if !exists {
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(e) = admin.batch_execute(&sql).await {
             if e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
-                return Err(e.to_string());
+                return Err(failed(e));
             }
         }
     }
@@ -401,7 +481,7 @@ pub async fn create_database_if_missing(
 /// there: an existing file is trusted only when it is a regular file (not a link), owned by this
 /// process's user, readable by nobody else, and has no other hard link; anything else is refused
 /// with what to do. A new file is created without following links and never over an existing one.
-pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
+pub fn api_token(dir: &Path) -> Result<(PathBuf, String), EmbeddedError> {
     let path = dir.join("api-token");
     match std::fs::OpenOptions::new()
         .read(true)
@@ -409,29 +489,24 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
         .open(&path)
     {
         Ok(mut file) => {
-            let meta = file
-                .metadata()
-                .map_err(|e| format!("cannot inspect {}: {e}", path.display()))?;
+            let meta = file.metadata().map_err(io("inspect", &path))?;
             trusted_token_file(&path, &meta)?;
             let mut text = String::new();
-            file.read_to_string(&mut text)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            file.read_to_string(&mut text).map_err(io("read", &path))?;
             let token = text.trim().to_string();
             if token.len() >= 16 {
                 return Ok((path, token));
             }
-            std::fs::remove_file(&path)
-                .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+            std::fs::remove_file(&path).map_err(io("replace", &path))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(format!(
-                "{} is a symbolic link, which the API token file must not be; delete it and \
-                 pgusers makes a new token",
-                path.display()
-            ))
+            return Err(EmbeddedError::UntrustedTokenFile {
+                path,
+                problem: TokenFileProblem::SymbolicLink,
+            })
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(io("read", &path)(e)),
     }
     let token = crate::domain::keys::random_hex(32);
     let mut file = std::fs::OpenOptions::new()
@@ -440,42 +515,36 @@ pub fn api_token(dir: &Path) -> Result<(PathBuf, String), String> {
         .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        .map_err(io("create", &path))?;
     file.write_all(token.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(io("write", &path))?;
     Ok((path, token))
 }
 
 /// Refuses an API token file that another account could have written or can read.
-fn trusted_token_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+fn trusted_token_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), EmbeddedError> {
     use std::os::unix::fs::MetadataExt;
     let me = nix::unistd::geteuid().as_raw();
-    let shown = path.display();
-    if !meta.is_file() {
-        return Err(format!(
-            "{shown} is not a regular file; delete it and pgusers makes a new token"
-        ));
-    }
-    if meta.uid() != me {
-        return Err(format!(
-            "{shown} is owned by uid {}, not by pgusers' own (uid {me}): another account may have \
-             planted it; delete it and pgusers makes a new token (or chown it back if you wrote it)",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{shown} is open to other accounts (mode {:o}); `chmod 600 {shown}`, or delete it and \
-             pgusers makes a new token",
-            meta.mode() & 0o777
-        ));
-    }
-    if meta.nlink() != 1 {
-        return Err(format!(
-            "{shown} has other hard links; delete it and pgusers makes a new token"
-        ));
-    }
-    Ok(())
+    let problem = if !meta.is_file() {
+        TokenFileProblem::NotARegularFile
+    } else if meta.uid() != me {
+        TokenFileProblem::ForeignOwner {
+            owner: meta.uid(),
+            me,
+        }
+    } else if meta.mode() & 0o077 != 0 {
+        TokenFileProblem::OpenToOthers {
+            mode: meta.mode() & 0o777,
+        }
+    } else if meta.nlink() != 1 {
+        TokenFileProblem::HardLinked
+    } else {
+        return Ok(());
+    };
+    Err(EmbeddedError::UntrustedTokenFile {
+        path: path.to_owned(),
+        problem,
+    })
 }
 
 #[cfg(test)]
@@ -484,7 +553,9 @@ mod tests {
 
     #[test]
     fn as_root_without_a_dedicated_account_the_error_names_the_fix_and_nobody_is_not_used() {
-        let err = dedicated_account("pgusers-no-such-account").unwrap_err();
+        let err = dedicated_account("pgusers-no-such-account")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("useradd --system"), "{err}");
         assert!(err.contains("does not fall back to 'nobody'"), "{err}");
         assert!(

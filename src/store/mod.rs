@@ -25,7 +25,7 @@ pub enum StoreError {
     #[error("database unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Constraint),
     #[error("database error")]
     Db(#[source] tokio_postgres::Error),
     #[error("unexpected data: {0}")]
@@ -33,6 +33,33 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The unique rule a write ran into (SQLSTATE 23505), named by its constraint or index; its
+/// words are the ones both faces show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Constraint {
+    #[error("username already taken")]
+    Username,
+    /// The username's confusable skeleton (Unicode TR39) matches another user's.
+    #[error("username looks like an existing username (confusable characters); choose another")]
+    UsernameLookAlike,
+    #[error("email already taken")]
+    Email,
+    #[error("already exists")]
+    Other,
+}
+
+impl Constraint {
+    /// The rule behind a constraint or unique index name of the migrations.
+    fn named(name: Option<&str>) -> Self {
+        match name {
+            Some(c) if c.contains("skeleton") => Self::UsernameLookAlike,
+            Some(c) if c.contains("username") => Self::Username,
+            Some(c) if c.contains("email") => Self::Email,
+            _ => Self::Other,
+        }
+    }
+}
 
 impl StoreError {
     /// A deadlock (40P01) or serialization failure (40001): the same statement may succeed when
@@ -44,6 +71,10 @@ impl StoreError {
     }
 }
 
+/// Whether a driver error means the database cannot be reached or cannot answer now (rather
+/// than a bug): a closed connection, an I/O, connect or TLS failure below the protocol (their
+/// cause is an `io::Error`), or a SQLSTATE of the connection, shutdown, overload, read-only
+/// and timeout classes.
 fn is_outage(err: &tokio_postgres::Error) -> bool {
     if err.is_closed() {
         return true;
@@ -63,43 +94,31 @@ fn is_outage(err: &tokio_postgres::Error) -> bool {
                 ]
                 .contains(code)
         }
-        // No SQLSTATE: an outage when the failure happened below the protocol (I/O, connect,
-        // TLS, timeout); otherwise (parameter or row conversion) it is a bug.
-        None => {
-            let text = err.to_string();
-            [
-                "error communicating",
-                "error connecting",
-                "timeout",
-                "connection closed",
-                "error performing TLS",
-            ]
-            .iter()
-            .any(|p| text.starts_with(p))
-        }
+        None => caused_by_io(err),
     }
 }
 
-fn conflict_message(constraint: Option<&str>) -> String {
-    match constraint {
-        Some(c) if c.contains("skeleton") => {
-            "username looks like an existing username (confusable characters); choose another"
-                .into()
+/// Whether an `io::Error` is among the causes of `err`, not counting malformed data (a
+/// parameter or a message that did not encode or parse is a bug, not an outage).
+fn caused_by_io(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
         }
-        Some(c) if c.contains("username") => "username already taken".into(),
-        Some(c) if c.contains("email") => "email already taken".into(),
-        _ => "already exists".into(),
+        cause = e.source();
     }
+    false
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
         if err.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-            let constraint = err
-                .as_db_error()
-                .and_then(|d| d.constraint())
-                .map(str::to_owned);
-            return Self::Conflict(conflict_message(constraint.as_deref()));
+            let name = err.as_db_error().and_then(|d| d.constraint());
+            return Self::Conflict(Constraint::named(name));
         }
         if is_outage(&err) {
             return Self::Unavailable(Box::new(err));
@@ -117,11 +136,28 @@ impl From<PoolError> for StoreError {
     }
 }
 
+/// Why the database settings cannot be used (the operator's to fix, before any connection).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The driver's message names the part that is wrong, never the password.
+    #[error("database.url is not a valid connection string")]
+    ConnectionString(#[source] tokio_postgres::Error),
+    #[error(
+        "no database named: set database.dbname (PGUSERS_USERSPACE) or put it in database.url"
+    )]
+    NoDatabaseName,
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    #[error("cannot build the connection pool")]
+    Pool(#[source] deadpool_postgres::BuildError),
+}
+
 /// The libpq configuration from the settings: explicit parts beat the same part in the URL.
-pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, String> {
+pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, SetupError> {
     let mut cfg = match &db.url {
-        Some(url) => tokio_postgres::Config::from_str(url.expose())
-            .map_err(|e| format!("database.url is not a valid connection string: {e}"))?,
+        Some(url) => {
+            tokio_postgres::Config::from_str(url.expose()).map_err(SetupError::ConnectionString)?
+        }
         None => tokio_postgres::Config::new(),
     };
     if let Some(name) = &db.dbname {
@@ -149,10 +185,7 @@ pub fn connect_config(db: &DatabaseSettings) -> Result<tokio_postgres::Config, S
         cfg.user(&user);
     }
     if cfg.get_dbname().is_none() {
-        return Err(
-            "no database named: set database.dbname (PGUSERS_USERSPACE) or put it in database.url"
-                .into(),
-        );
+        return Err(SetupError::NoDatabaseName);
     }
     if let Some(policy) = db.sslmode {
         cfg.ssl_mode(tls::ssl_mode(policy));
@@ -242,11 +275,11 @@ fn replace_ports(cfg: tokio_postgres::Config, port: u16) -> tokio_postgres::Conf
 
 /// A pool whose waits are bounded, so an unreachable database answers UNAVAILABLE quickly.
 /// The TLS connector the settings ask for (see `tls`).
-pub fn tls_connector(db: &DatabaseSettings) -> Result<crate::store::tls::PgTls, String> {
-    tls::connector(
+pub fn tls_connector(db: &DatabaseSettings) -> Result<crate::store::tls::PgTls, SetupError> {
+    Ok(tls::connector(
         db.sslmode.unwrap_or(tls::SslPolicy::Prefer),
         db.sslrootcert.as_deref(),
-    )
+    )?)
 }
 
 pub fn build_pool(
@@ -254,7 +287,7 @@ pub fn build_pool(
     size: usize,
     tls: crate::store::tls::PgTls,
     timeout: Duration,
-) -> Result<Pool, String> {
+) -> Result<Pool, SetupError> {
     let manager = Manager::from_config(
         cfg,
         tls,
@@ -269,7 +302,7 @@ pub fn build_pool(
         .create_timeout(Some(timeout))
         .recycle_timeout(Some(timeout))
         .build()
-        .map_err(|e| format!("cannot build the connection pool: {e}"))
+        .map_err(SetupError::Pool)
 }
 
 #[cfg(test)]
@@ -284,7 +317,7 @@ mod tests {
         db.user = Some("explicit".into());
         db.dbname = Some("space".into());
         db.port = Some(6000);
-        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = connect_config(&db).expect("a valid configuration");
         assert_eq!(cfg.get_user(), Some("explicit"));
         assert_eq!(cfg.get_dbname(), Some("space"));
         assert_eq!(cfg.get_ports(), &[6000]);
@@ -301,14 +334,14 @@ mod tests {
             "postgres://u@h/d?options=-c%20statement_timeout%3D5s",
         ));
         db.schema = "auth".into();
-        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = connect_config(&db).expect("a valid configuration");
         assert_eq!(
             cfg.get_options(),
             Some("-c statement_timeout=5s -c lock_timeout=2000 -c search_path=auth")
         );
         db.url = None;
         db.dbname = Some("d".into());
-        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = connect_config(&db).expect("a valid configuration");
         assert_eq!(
             cfg.get_options(),
             Some("-c statement_timeout=5000 -c lock_timeout=2000 -c search_path=auth")
@@ -319,7 +352,7 @@ mod tests {
     fn the_url_alone_is_enough() {
         let mut db = Settings::default().database;
         db.url = Some(Secret::new("host=/tmp dbname=x user=y"));
-        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = connect_config(&db).expect("a valid configuration");
         assert_eq!(cfg.get_dbname(), Some("x"));
     }
 
@@ -327,7 +360,7 @@ mod tests {
     fn statement_and_lock_timeouts_are_added_to_the_options_of_the_url() {
         let mut db = Settings::default().database;
         db.url = Some(Secret::new("host=/tmp dbname=x options='-c work_mem=8MB'"));
-        let cfg = connect_config(&db).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = connect_config(&db).expect("a valid configuration");
         assert_eq!(
             cfg.get_options(),
             Some("-c work_mem=8MB -c statement_timeout=5000 -c lock_timeout=2000 -c search_path=pgusers_daemon")
@@ -340,6 +373,9 @@ mod tests {
     fn a_database_name_is_required() {
         let mut db = Settings::default().database;
         db.host = Some("localhost".into());
-        assert!(connect_config(&db).unwrap_err().contains("dbname"));
+        assert!(matches!(
+            connect_config(&db),
+            Err(SetupError::NoDatabaseName)
+        ));
     }
 }

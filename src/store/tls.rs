@@ -2,7 +2,7 @@
 //! `require` (encrypted, certificate not checked); `verify-ca` (chain checked against
 //! `database.sslrootcert`); `verify-full` (chain and host name checked).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -33,19 +33,48 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(path: Option<&Path>) -> Result<RootCertStore, String> {
-    let path =
-        path.ok_or("database.sslrootcert is required with sslmode verify-ca or verify-full")?;
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// Why the TLS settings for PostgreSQL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("database.sslrootcert is required with sslmode verify-ca or verify-full")]
+    RootCertRequired,
+    #[error("cannot read {}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a usable PEM certificate file", .path.display())]
+    BadPem {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{} holds no PEM certificate", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("cannot set up TLS")]
+    Rustls(#[from] Error),
+    #[error("cannot set up certificate verification")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
+fn roots(path: Option<&Path>) -> Result<RootCertStore, TlsSetupError> {
+    let path = path.ok_or(TlsSetupError::RootCertRequired)?;
+    let bad_pem = |source: Box<dyn std::error::Error + Send + Sync>| TlsSetupError::BadPem {
+        path: path.to_owned(),
+        source,
+    };
+    let pem = std::fs::read(path).map_err(|source| TlsSetupError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut store = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-        store
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let cert = cert.map_err(|e| bad_pem(Box::new(e)))?;
+        store.add(cert).map_err(|e| bad_pem(Box::new(e)))?;
     }
     if store.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err(TlsSetupError::NoCertificate(path.to_owned()));
     }
     Ok(store)
 }
@@ -173,11 +202,10 @@ where
 
 /// The TLS connector for `policy` (used for every connection, also when TLS is not wanted:
 /// tokio-postgres then never starts it).
-pub fn connector(policy: SslPolicy, root_cert: Option<&Path>) -> Result<PgTls, String> {
+pub fn connector(policy: SslPolicy, root_cert: Option<&Path>) -> Result<PgTls, TlsSetupError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .with_safe_default_protocol_versions()?;
     let config = match policy {
         SslPolicy::Disable | SslPolicy::Prefer | SslPolicy::Require => builder
             .dangerous()
@@ -186,8 +214,7 @@ pub fn connector(policy: SslPolicy, root_cert: Option<&Path>) -> Result<PgTls, S
         SslPolicy::VerifyCa => {
             let verifier =
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root_cert)?), provider)
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                    .build()?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))

@@ -22,11 +22,20 @@ pub struct LogControl {
     handle: Option<reload::Handle<EnvFilter, Registry>>,
 }
 
+/// Why a new log level could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LevelError {
+    #[error("not a valid log filter")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    #[error("the log filter cannot be replaced")]
+    Reload(#[from] reload::Error),
+}
+
 impl LogControl {
-    pub fn set_level(&self, level: &str) -> Result<(), String> {
+    pub fn set_level(&self, level: &str) -> Result<(), LevelError> {
         let filter = filter_for(level)?;
         match &self.handle {
-            Some(h) => h.reload(filter).map_err(|e| e.to_string()),
+            Some(h) => Ok(h.reload(filter)?),
             None => Ok(()),
         }
     }
@@ -34,14 +43,13 @@ impl LogControl {
 
 /// The filter for a `log.level` value: as written, except that a level above `info` does not
 /// reach the database driver's statement logs unless the value names `tokio_postgres` itself.
-fn filter_for(level: &str) -> Result<EnvFilter, String> {
-    let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+fn filter_for(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let filter = EnvFilter::try_new(level)?;
     let verbose = filter
         .max_level_hint()
         .is_some_and(|hint| hint > LevelFilter::INFO);
     if verbose && !level.contains("tokio_postgres") {
-        let cap = "tokio_postgres=info".parse().map_err(|e| format!("{e}"))?;
-        Ok(filter.add_directive(cap))
+        Ok(filter.add_directive("tokio_postgres=info".parse()?))
     } else {
         Ok(filter)
     }
@@ -175,6 +183,19 @@ pub fn login_refused(refusal: LoginRefusal, client: Option<IpAddr>, username: &s
             tracing::warn!(target: LOGIN_TARGET, client = %client, username, "login throttled")
         }
     }
+}
+
+/// The full cause chain of an error, for the log (never for a client): each cause's message,
+/// joined with ": ".
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    use std::fmt::Write as _;
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,4 +3,4 @@
 mod logs;
 pub mod metrics;
 
-pub use logs::{init, login_refused, LogControl, LoginRefusal};
+pub use logs::{cause_chain, init, login_refused, LogControl, LoginRefusal};

@@ -193,7 +193,9 @@ async fn connections_are_encrypted_and_verified_as_configured() {
     .map(|_| ())
     .expect_err("verify-full refuses a certificate for another name");
     assert!(
-        err.to_string().to_lowercase().contains("certificate"),
+        pgusers::telemetry::cause_chain(&err)
+            .to_lowercase()
+            .contains("certificate"),
         "{err}"
     );
 

@@ -40,7 +40,7 @@ fn a_token_file_others_can_read_or_that_is_a_link_is_refused_and_left_alone() {
     let path = dir.path().join("api-token");
     std::fs::write(&path, "planted-token-0123456789").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = api_token(dir.path()).unwrap_err();
+    let err = api_token(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains("mode 644") && err.contains("chmod 600"),
         "{err}"
@@ -55,12 +55,12 @@ fn a_token_file_others_can_read_or_that_is_a_link_is_refused_and_left_alone() {
     std::fs::write(&elsewhere, "another-file-0123456789").unwrap();
     std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-    let err = api_token(dir.path()).unwrap_err();
+    let err = api_token(dir.path()).unwrap_err().to_string();
     assert!(err.contains("symbolic link"), "{err}");
 
     std::fs::remove_file(&path).unwrap();
     std::fs::hard_link(&elsewhere, &path).unwrap();
-    let err = api_token(dir.path()).unwrap_err();
+    let err = api_token(dir.path()).unwrap_err().to_string();
     assert!(err.contains("hard links"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&elsewhere).unwrap(),
@@ -93,7 +93,7 @@ async fn as_root_postgres_runs_as_its_own_account_and_cannot_plant_the_api_token
     std::fs::write(&path, "planted-admin-token-0123").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&path, Some(postgres.uid.as_raw()), None).unwrap();
-    let err = api_token(dir.path()).unwrap_err();
+    let err = api_token(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains(&format!("owned by uid {}", postgres.uid)),
         "{err}"
