@@ -43,19 +43,12 @@ pub struct JanitorActor {
     next_run: Option<actix::SpawnHandle>,
 }
 
-/// An arbitrary constant naming the janitor's advisory lock: one instance purges at a time.
-const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
-
 /// Deletes expired sessions batch by batch until none is left; returns how many (0 when
 /// another instance holds the purge lock). A session is purged only once it has been expired
 /// for a whole refresh interval, since its stored expiry may lag the true one by that much.
 async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u64> {
     let mut db = core.db().await?;
-    let locked: bool = db
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
-        .await?
-        .get(0);
-    if !locked {
+    if !store::try_lock_purge(&db).await? {
         tracing::debug!("janitor: another instance is purging");
         return Ok(0);
     }
@@ -101,9 +94,10 @@ async fn purge(core: SessionCore, batch: i64, retention: Retention) -> Result<u6
             tracing::warn!(%error, "janitor: could not purge audit events")
         }
     }
-    let _ = db
-        .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
-        .await;
+    if let Err(e) = store::unlock_purge(&db).await {
+        // The lock goes with the connection's session at the latest.
+        tracing::debug!(error = %crate::telemetry::cause_chain(&e), "janitor: could not release the purge lock");
+    }
     METRICS.janitor_run(total);
     result
 }

@@ -318,6 +318,25 @@ pub async fn kill(db: &impl GenericClient, f: &SessionFilter<'_>) -> StoreResult
         .await?)
 }
 
+/// An arbitrary constant naming the janitor's advisory lock: one instance purges at a time.
+const PURGE_LOCK: i64 = 0x7067_7573_6572_7302;
+
+/// Takes the janitor's purge lock for this connection's session; false when another instance
+/// holds it.
+pub async fn try_lock_purge(db: &impl GenericClient) -> StoreResult<bool> {
+    let row = db
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
+        .await?;
+    row.try_get(0).map_err(StoreError::Db)
+}
+
+/// Releases the purge lock taken by [`try_lock_purge`] on this connection.
+pub async fn unlock_purge(db: &impl GenericClient) -> StoreResult<()> {
+    db.execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
+        .await?;
+    Ok(())
+}
+
 /// Deletes up to `batch` expired sessions, skipping rows other transactions hold, in a
 /// transaction marked as the janitor's purge (`pgusers.purge`), the one delete the trigger does
 /// not announce (migration 6).

@@ -308,7 +308,7 @@ impl Metrics {
             "Requests waiting for a connection.",
             gauges.pool_waiting as u64,
         );
-        out.push_str("# HELP pgusers_db_errors_total Database errors by kind.\n# TYPE pgusers_db_errors_total counter\n");
+        out.push_str("# HELP pgusers_db_errors_total Requests and background runs that failed on the database, by kind.\n# TYPE pgusers_db_errors_total counter\n");
         let _ = writeln!(
             out,
             "pgusers_db_errors_total{{kind=\"unavailable\"}} {}",
