@@ -6,8 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::body::{path_id, query};
-use super::credentials::require_admin;
+use super::extract::{Admin, Query, UserId};
 use super::paging::Page;
 use super::AppState;
 use crate::http::error::ApiResult;
@@ -30,7 +29,7 @@ pub async fn note(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub struct AuditQuery {
     after: Option<i64>,
     limit: Option<i64>,
     userid: Option<i64>,
@@ -49,9 +48,11 @@ struct EventView {
 }
 
 /// `GET /v1/audit?after=ID&limit=N&userid=U`: security events, oldest first.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let q: AuditQuery = query(&req)?;
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<HttpResponse> {
     let page = Page::new(q.after, q.limit)?;
     let db = state.services.core.db().await?;
     let events = store::list_events(&db, page.after, page.limit, q.userid).await?;
@@ -73,9 +74,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
 }
 
 /// `DELETE /v1/users/{userid}/lock`: lifts a brute-force lock of the account.
-pub async fn unlock(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
+pub async fn unlock(
+    _: Admin,
+    UserId(userid): UserId,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let origin = super::client::origin(&req, &state);
     state.services.users.unlock(userid, origin).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,40 +1,14 @@
-//! Request bodies, queries and path ids, parsed strictly with errors in the API's envelope.
+//! Request bodies and queries parsed strictly, with errors in the API's envelope that never echo
+//! a value; the `Json` and `Query` extractors (`extract.rs`) and the fuzz targets parse with these.
 
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::LocalBoxFuture;
+use actix_web::{web, HttpRequest};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::http::error::{ApiError, ApiResult};
 
-/// The raw request body, limited to `server.max_body_bytes` (413 beyond).
+/// A request body as read (at most `server.max_body_bytes`).
 pub struct Body(pub web::Bytes);
-
-impl FromRequest for Body {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<super::AppState>>()
-            .map(|s| s.settings.server.max_body_bytes)
-            .unwrap_or(64 * 1024);
-        let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            match bytes.await {
-                Ok(b) => Ok(Body(b)),
-                Err(e)
-                    if e.as_response_error().status_code()
-                        == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
-                {
-                    Err(ApiError::PayloadTooLarge(limit))
-                }
-                Err(_) => Err(ApiError::bad_call("could not read the request body")),
-            }
-        })
-    }
-}
 
 /// A serde error described without echoing the offending value (it may be a secret).
 fn describe(err: &serde_json::Error) -> String {
@@ -84,15 +58,6 @@ impl Body {
 pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> ApiResult<T> {
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| ApiError::bad_call(format!("query string: {e}")))
-}
-
-/// A positive 64-bit id from the path.
-pub fn path_id(req: &HttpRequest, name: &str) -> ApiResult<i64> {
-    req.match_info()
-        .get(name)
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_call(format!("{name} must be a positive integer")))
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`.

@@ -1,6 +1,11 @@
 //! The session cookie as the daemon sets it: a browser-session cookie, or for a "remember me"
 //! session a persistent one whose `Max-Age` follows the sliding expiry; and the cookie that
 //! removes it.
+//!
+//! Built by hand rather than with actix-web's `cookies` feature: that brings `cookie` 0.16 next
+//! to the 0.18 already in the lock (through reqwest), and a `Cookie` (0.18's, read) writes its
+//! attributes in its own order (`HttpOnly; SameSite=Lax; Secure; Path=/; …`), not the one
+//! clients and the tests below have seen (`Path=/; HttpOnly; SameSite=Lax; Max-Age=…; Secure`).
 
 use chrono::{DateTime, Utc};
 

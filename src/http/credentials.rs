@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::header;
-use actix_web::HttpRequest;
+use actix_web::{web, HttpRequest};
 
 use super::AppState;
 use crate::config::Secret;
@@ -87,9 +87,13 @@ impl Admin {
 }
 
 /// Admin calls take an API token or an admin user's session key, as a bearer credential only
-/// (never the cookie, so a browser cannot be tricked into making admin calls).
-pub async fn require_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Admin> {
-    let credential = bearer(req).ok_or(ApiError::Unauthenticated)?;
+/// (never the cookie, so a browser cannot be tricked into making admin calls); the [`Admin`]
+/// extractor (`extract.rs`) runs this.
+pub(super) async fn require_admin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<Admin> {
+    let credential = bearer(&req).ok_or(ApiError::Unauthenticated)?;
     if state.api_tokens.accepts(credential) {
         return Ok(Admin::Token);
     }
@@ -113,18 +117,22 @@ pub async fn require_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Adm
 }
 
 /// A session holder: their checked session and its key digest.
-pub struct Holder {
+pub struct SessionHolder {
     pub digest: KeyDigest,
     pub session: Arc<CachedSession>,
 }
 
-/// `/v1/me*` and logout take the session key from the bearer credential or the cookie.
-pub async fn require_session(req: &HttpRequest, state: &AppState) -> ApiResult<Holder> {
+/// `/v1/me*` take the session key from the bearer credential or the cookie; the
+/// [`SessionHolder`] extractor (`extract.rs`) runs this.
+pub(super) async fn require_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<SessionHolder> {
     let (key, _) =
-        session_key(req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
+        session_key(&req, &state.settings.session.cookie_name).ok_or(ApiError::Unauthenticated)?;
     let digest = KeyDigest::of_presented(key).ok_or(ApiError::SessionNotFound)?;
     let session = state.services.sessions.check_digest(digest).await?;
-    Ok(Holder { digest, session })
+    Ok(SessionHolder { digest, session })
 }
 
 #[cfg(test)]

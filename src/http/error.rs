@@ -59,8 +59,8 @@ impl ApiError {
         Self::Internal(Box::new(err))
     }
 
-    pub fn user_not_found() -> Self {
-        Self::NotFound("no such user".into())
+    pub fn internal_msg(msg: impl Into<String>) -> Self {
+        Self::Internal(msg.into().into())
     }
 
     /// The stable code of `api.md`.

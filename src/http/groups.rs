@@ -4,8 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::body::{path_id, query, Body};
-use super::credentials::require_admin;
+use super::extract::{Admin, Json, Query, UserId};
 use super::paging::Page;
 use super::requests::{PageQuery, UserGroupsRequest};
 use super::views::UserView;
@@ -13,9 +12,11 @@ use super::AppState;
 use crate::http::error::{ApiError, ApiResult};
 
 /// `GET /v1/users/{userid}/groups`: `{"groups": [...]}`, sorted.
-pub async fn of_user(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
+pub async fn of_user(
+    _: Admin,
+    UserId(userid): UserId,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let users = &state.services.users;
     users.find_by_id(userid).await?;
     let groups = users.groups_of(userid).await?;
@@ -25,13 +26,12 @@ pub async fn of_user(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<
 /// `PUT /v1/users/{userid}/groups` with `{"groups": [...]}`: replaces the set (204), and records
 /// `groups_changed` in the audit trail.
 pub async fn set_of_user(
+    _: Admin,
+    UserId(userid): UserId,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<UserGroupsRequest>,
 ) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
-    let r: UserGroupsRequest = body.json()?;
     let origin = super::client::origin(&req, &state);
     state
         .services
@@ -42,8 +42,7 @@ pub async fn set_of_user(
 }
 
 /// `GET /v1/groups`: `{"groups": [{"name": ..., "members": N}, ...]}`, by name.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
+pub async fn list(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let groups: Vec<_> = state
         .services
         .users
@@ -56,13 +55,17 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
 }
 
 /// `GET /v1/groups/{name}?after=&limit=`: the members, paged like `GET /v1/users`.
-pub async fn members(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
+pub async fn members(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    // The route has a `{name}` segment, so a matched request always carries one.
     let name = req
         .match_info()
         .get("name")
         .ok_or_else(|| ApiError::bad_call("a group name is required"))?;
-    let q: PageQuery = query(&req)?;
     let p = Page::new(q.after, q.limit)?;
     let page = state
         .services

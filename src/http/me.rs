@@ -3,8 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::body::{query, Body};
-use super::credentials::require_session;
+use super::extract::{Json, Query, SessionHolder};
 use super::paging::Page;
 use super::requests::*;
 use super::views::{SessionList, UserView};
@@ -20,8 +19,7 @@ struct MeView {
     groups: Vec<String>,
 }
 
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let me = require_session(&req, &state).await?;
+pub async fn get(me: SessionHolder, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let users = &state.services.users;
     let user = users.find_by_id(me.session.userid).await?;
     let groups = users.groups_of(me.session.userid).await?;
@@ -32,12 +30,11 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Http
 }
 
 pub async fn change_password(
+    me: SessionHolder,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<MePasswordRequest>,
 ) -> ApiResult<HttpResponse> {
-    let me = require_session(&req, &state).await?;
-    let r: MePasswordRequest = body.json()?;
     state
         .services
         .users
@@ -55,11 +52,10 @@ pub async fn change_password(
 
 /// `GET /v1/me/sessions?after=&limit=`: a page of the caller's sessions, by session_id.
 pub async fn list_sessions(
-    req: HttpRequest,
+    me: SessionHolder,
     state: web::Data<AppState>,
+    Query(q): Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let me = require_session(&req, &state).await?;
-    let q: PageQuery = query(&req)?;
     let page = Page::new(q.after, q.limit)?;
     let rows = state
         .services
@@ -70,10 +66,10 @@ pub async fn list_sessions(
 }
 
 pub async fn kill_other_sessions(
+    me: SessionHolder,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
-    let me = require_session(&req, &state).await?;
     let killed = state
         .services
         .sessions

@@ -6,6 +6,7 @@ mod client;
 mod cookies;
 mod credentials;
 pub mod error;
+mod extract;
 mod forward_auth;
 mod groups;
 mod health;

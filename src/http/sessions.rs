@@ -4,8 +4,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::body::{path_id, query, Body};
-use super::credentials::{require_admin, session_key, KeySource};
+use super::credentials::{session_key, KeySource};
+use super::extract::{Admin, Json, Query, SessionId};
 use super::paging::Page;
 use super::requests::*;
 use super::views::SessionList;
@@ -29,9 +29,8 @@ pub fn validate_login_input(username: &str, password: &str) -> ApiResult<()> {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<SessionLoginRequest>,
 ) -> ApiResult<HttpResponse> {
-    let r: SessionLoginRequest = body.json()?;
     validate_login_input(&r.username, &r.password)?;
     if let Some(extra) = &r.extra_data {
         validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
@@ -58,8 +57,10 @@ pub async fn login(
         })))
 }
 
-pub async fn check(state: web::Data<AppState>, body: Body) -> ApiResult<HttpResponse> {
-    let r: SessionCheckRequest = body.json()?;
+pub async fn check(
+    state: web::Data<AppState>,
+    Json(r): Json<SessionCheckRequest>,
+) -> ApiResult<HttpResponse> {
     let s = state.services.sessions.check(&r.key).await?;
     Ok(HttpResponse::Ok().json(CheckAnswer {
         userid: s.userid,
@@ -110,9 +111,11 @@ fn whose(userid: Option<i64>) -> ApiResult<i64> {
 }
 
 /// `GET /v1/sessions?userid=&expired=&after=&limit=`: a page of sessions, by session_id.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let q: SessionsQuery = query(&req)?;
+pub async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    Query(q): Query<SessionsQuery>,
+) -> ApiResult<HttpResponse> {
     let userid = whose(q.userid)?;
     let page = Page::new(q.after, q.limit)?;
     let rows = state
@@ -123,9 +126,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<Htt
     Ok(HttpResponse::Ok().json(SessionList::page(rows, &page)))
 }
 
-pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let q: SessionsKillQuery = query(&req)?;
+pub async fn kill_many(
+    _: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Query(q): Query<SessionsKillQuery>,
+) -> ApiResult<HttpResponse> {
     let (userid, expired) = (whose(q.userid)?, q.expired);
     let killed = state
         .services
@@ -144,9 +150,12 @@ pub async fn kill_many(req: HttpRequest, state: web::Data<AppState>) -> ApiResul
     Ok(HttpResponse::Ok().json(json!({ "killed": killed })))
 }
 
-pub async fn kill_one(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let session_id = path_id(&req, "session_id")?;
+pub async fn kill_one(
+    _: Admin,
+    SessionId(session_id): SessionId,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     if !state.services.sessions.kill_by_id(session_id).await? {
         return Err(ApiError::NotFound("no such session".into()));
     }
@@ -161,8 +170,7 @@ pub async fn kill_one(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn get_settings(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
+pub async fn get_settings(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let (ttl, source) = state.services.sessions.ttl();
     let t = &state.services.core.tunables;
     Ok(HttpResponse::Ok().json(json!({
@@ -174,12 +182,10 @@ pub async fn get_settings(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
 }
 
 pub async fn set_ttl(
-    req: HttpRequest,
+    _: Admin,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<SessionTtlRequest>,
 ) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let r: SessionTtlRequest = body.json()?;
     let seconds = u64::try_from(r.seconds)
         .ok()
         .filter(|s| (1..=MAX_TTL_SECS).contains(s))
@@ -192,8 +198,7 @@ pub async fn set_ttl(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn clear_ttl(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
+pub async fn clear_ttl(_: Admin, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.services.sessions.set_ttl(None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,8 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::body::{path_id, query, Body};
-use super::credentials::require_admin;
+use super::extract::{Admin, Json, Query, UserId};
 use super::paging::Page;
 use super::requests::*;
 use super::views::UserView;
@@ -14,12 +13,10 @@ use crate::domain::validate;
 use crate::http::error::{ApiError, ApiResult};
 
 pub async fn create(
-    req: HttpRequest,
+    _: Admin,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<UserCreateRequest>,
 ) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let r: UserCreateRequest = body.json()?;
     if let Some(extra) = &r.extra_data {
         validate::extra_data(extra, state.settings.server.max_extra_data_bytes)?;
     }
@@ -37,17 +34,21 @@ pub async fn create(
     Ok(HttpResponse::Created().json(json!({ "userid": userid })))
 }
 
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
+pub async fn get(
+    _: Admin,
+    UserId(userid): UserId,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let user = state.services.users.find_by_id(userid).await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
 /// `?username=` or `?email=` finds one user; otherwise `?after=&limit=` lists a page.
-pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let q: UserFindQuery = query(&req)?;
+pub async fn find_or_list(
+    _: Admin,
+    state: web::Data<AppState>,
+    Query(q): Query<UserFindQuery>,
+) -> ApiResult<HttpResponse> {
     let users = &state.services.users;
     match (q.username, q.email) {
         (Some(_), Some(_)) => Err(ApiError::bad_call(
@@ -75,13 +76,11 @@ pub async fn find_or_list(req: HttpRequest, state: web::Data<AppState>) -> ApiRe
 }
 
 pub async fn modify(
-    req: HttpRequest,
+    _: Admin,
+    UserId(userid): UserId,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<UserModifyRequest>,
 ) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
-    let r: UserModifyRequest = body.json()?;
     if matches!(r.username, Some(None)) || matches!(r.email, Some(None)) {
         return Err(ApiError::bad_call("username and email cannot be null"));
     }
@@ -103,22 +102,24 @@ pub async fn modify(
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
+pub async fn delete(
+    _: Admin,
+    UserId(userid): UserId,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let origin = super::client::origin(&req, &state);
     state.services.users.delete(userid, origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn change_password(
+    admin: Admin,
+    UserId(userid): UserId,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<UserPasswordRequest>,
 ) -> ApiResult<HttpResponse> {
-    let admin = require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
-    let r: UserPasswordRequest = body.json()?;
     if matches!(r.old_password, Some(None)) {
         return Err(ApiError::bad_call(
             "old_password cannot be null (leave it out instead)",
@@ -139,21 +140,22 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn get_admin(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
+pub async fn get_admin(
+    _: Admin,
+    UserId(userid): UserId,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let user = state.services.users.find_by_id(userid).await?;
     Ok(HttpResponse::Ok().json(json!({ "admin": user.admin })))
 }
 
 pub async fn set_admin(
+    _: Admin,
+    UserId(userid): UserId,
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Body,
+    Json(r): Json<UserAdminRequest>,
 ) -> ApiResult<HttpResponse> {
-    require_admin(&req, &state).await?;
-    let userid = path_id(&req, "userid")?;
-    let r: UserAdminRequest = body.json()?;
     let origin = super::client::origin(&req, &state);
     state
         .services
