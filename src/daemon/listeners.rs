@@ -1,4 +1,9 @@
-//! Socket activation: the listening sockets systemd passes in (`LISTEN_FDS`/`LISTEN_PID`, see `sd_listen_fds(3)`), taken once through the `listenfd` crate, no `unsafe`.
+//! The daemon's listening sockets: the ones systemd passes in (socket activation), else those of
+//! `server.listen` (TCP or Unix, with `server.unix_socket_mode`), and the HTTPS ones of
+//! `server.tls_listen` with their certificate ([`bind`]).
+//!
+//! Socket activation: the listening sockets systemd passes in (`LISTEN_FDS`/`LISTEN_PID`, see
+//! `sd_listen_fds(3)`), taken once through the `listenfd` crate, no `unsafe`.
 //!
 //! The inherited descriptors (3, 4, …) are read and classified the first time either
 //! function below is called; `listenfd` then removes `LISTEN_FDS`/`LISTEN_PID` from the
@@ -16,30 +21,119 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use listenfd::ListenFd;
 
+use crate::config::{ListenAddr, Settings};
+use crate::daemon::startup::{self, StartupError};
+use crate::http::tls::ReloadableCert;
+
+/// Every socket the daemon serves on, each with the address it is known by in logs (the bound
+/// one: `127.0.0.1:41234` for port 0, `unix:/run/pgusers.sock`).
+pub struct Bound {
+    pub tcp: Vec<(String, TcpListener)>,
+    pub unix: Vec<(String, UnixListener)>,
+    /// The HTTPS listeners, served with `cert`.
+    pub https: Vec<(String, TcpListener)>,
+    pub cert: Option<Arc<ReloadableCert>>,
+}
+
+fn cannot_listen(addr: &str) -> impl FnOnce(io::Error) -> StartupError + '_ {
+    move |source| StartupError::Listen {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
+/// The plain-HTTP listeners: the inherited ones when systemd passed any, else `server.listen`;
+/// then the HTTPS ones of `server.tls_listen`, which need the certificate and key files.
+pub fn bind(settings: &Settings, inherited: startup::Inherited) -> Result<Bound, StartupError> {
+    let mut bound = Bound {
+        tcp: Vec::new(),
+        unix: Vec::new(),
+        https: Vec::new(),
+        cert: None,
+    };
+    if inherited.tcp.is_empty() && inherited.unix.is_empty() {
+        for addr in &settings.server.listen {
+            match addr {
+                ListenAddr::Tcp(a) => bound.tcp.push(bind_tcp(a)?),
+                ListenAddr::Unix(path) => {
+                    let shown = format!("unix:{}", path.display());
+                    if path.exists() {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    let listener = UnixListener::bind(path).map_err(cannot_listen(&shown))?;
+                    let mode = std::fs::Permissions::from_mode(settings.server.unix_socket_mode);
+                    std::fs::set_permissions(path, mode).map_err(cannot_listen(&shown))?;
+                    bound.unix.push((shown, listener));
+                }
+            }
+        }
+    }
+    for listener in inherited.tcp {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        bound.tcp.push((addr, listener));
+    }
+    for listener in inherited.unix {
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_else(|| "unix:".into());
+        bound.unix.push((addr, listener));
+    }
+    if settings.server.tls_listen.is_empty() {
+        return Ok(bound);
+    }
+    let (Some(cert), Some(key)) = (
+        &settings.server.tls_cert_file,
+        &settings.server.tls_key_file,
+    ) else {
+        return Err(StartupError::TlsWithoutCertificate);
+    };
+    bound.cert = Some(ReloadableCert::open(cert, key)?);
+    for addr in &settings.server.tls_listen {
+        bound.https.push(bind_tcp(addr)?);
+    }
+    Ok(bound)
+}
+
+/// A TCP listener on `addr`, with the address it actually got.
+fn bind_tcp(addr: &str) -> Result<(String, TcpListener), StartupError> {
+    let listener = TcpListener::bind(addr).map_err(cannot_listen(addr))?;
+    let shown = listener
+        .local_addr()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|_| addr.to_string());
+    Ok((shown, listener))
+}
+
 #[derive(Default)]
-struct Inherited {
+struct Descriptors {
     tcp: Vec<TcpListener>,
     unix: Vec<UnixListener>,
     /// The first descriptor that is neither a TCP nor a Unix stream socket.
     problem: Option<String>,
 }
 
-static INHERITED: OnceLock<Mutex<Inherited>> = OnceLock::new();
+static INHERITED: OnceLock<Mutex<Descriptors>> = OnceLock::new();
 
-fn inherited() -> MutexGuard<'static, Inherited> {
+fn inherited() -> MutexGuard<'static, Descriptors> {
     INHERITED
         .get_or_init(|| Mutex::new(classify(ListenFd::from_env())))
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-fn classify(mut fds: ListenFd) -> Inherited {
-    let mut out = Inherited::default();
+fn classify(mut fds: ListenFd) -> Descriptors {
+    let mut out = Descriptors::default();
     for idx in 0..fds.len() {
         // `take_*` validates the socket family and type and leaves the descriptor in place
         // when it does not match, so trying TCP first and then Unix is safe.
@@ -66,7 +160,7 @@ fn classify(mut fds: ListenFd) -> Inherited {
     out
 }
 
-fn take<T>(pick: impl FnOnce(&mut Inherited) -> Vec<T>) -> io::Result<Vec<T>> {
+fn take<T>(pick: impl FnOnce(&mut Descriptors) -> Vec<T>) -> io::Result<Vec<T>> {
     let mut guard = inherited();
     if let Some(problem) = &guard.problem {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, problem.clone()));

@@ -12,7 +12,8 @@ use deadpool_postgres::Pool;
 use crate::accounts::passwords::PasswordHasher;
 use crate::accounts::{AccountCore, Services};
 use crate::clock::SharedClock;
-use crate::config::{ListenAddr, Settings};
+use crate::config::Settings;
+use crate::daemon::listeners;
 use crate::http::tls::ReloadableCert;
 use crate::http::{routes, ApiTokens, AppState, IdentityHeaders};
 use crate::sessions::cache::SessionCache;
@@ -218,84 +219,30 @@ pub async fn build(
         server = server.workers(settings.server.workers);
     }
 
-    let mut addresses = Vec::new();
+    let bound = listeners::bind(&settings, inherited)?;
     let listen_err = |addr: &str, source| StartupError::Listen {
         addr: addr.to_string(),
         source,
     };
-    let inherited_any = !inherited.tcp.is_empty() || !inherited.unix.is_empty();
-    for listener in inherited.tcp {
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+    let mut addresses = Vec::new();
+    for (addr, listener) in bound.tcp {
         server = server.listen(listener).map_err(|e| listen_err(&addr, e))?;
         addresses.push(addr);
     }
-    for listener in inherited.unix {
-        let addr = listener
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
-            .unwrap_or_else(|| "unix:".into());
+    for (addr, listener) in bound.unix {
         server = server
             .listen_uds(listener)
             .map_err(|e| listen_err(&addr, e))?;
         addresses.push(addr);
     }
-    if !inherited_any {
-        for addr in &settings.server.listen {
-            match addr {
-                ListenAddr::Tcp(a) => {
-                    let listener = TcpListener::bind(a).map_err(|e| listen_err(a, e))?;
-                    let bound = listener
-                        .local_addr()
-                        .map(|l| l.to_string())
-                        .unwrap_or_else(|_| a.clone());
-                    server = server.listen(listener).map_err(|e| listen_err(a, e))?;
-                    addresses.push(bound);
-                }
-                ListenAddr::Unix(path) => {
-                    let shown = format!("unix:{}", path.display());
-                    if path.exists() {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    let listener = UnixListener::bind(path).map_err(|e| listen_err(&shown, e))?;
-                    {
-                        use std::os::unix::fs::PermissionsExt;
-                        let mode =
-                            std::fs::Permissions::from_mode(settings.server.unix_socket_mode);
-                        std::fs::set_permissions(path, mode).map_err(|e| listen_err(&shown, e))?;
-                    }
-                    server = server
-                        .listen_uds(listener)
-                        .map_err(|e| listen_err(&shown, e))?;
-                    addresses.push(shown);
-                }
-            }
-        }
-    }
     let mut tls_addresses = Vec::new();
-    let tls = match (
-        &settings.server.tls_cert_file,
-        &settings.server.tls_key_file,
-    ) {
-        _ if settings.server.tls_listen.is_empty() => None,
-        (Some(cert), Some(key)) => Some(ReloadableCert::open(cert, key)?),
-        _ => return Err(StartupError::TlsWithoutCertificate),
-    };
-    if let Some(cert) = &tls {
-        for addr in &settings.server.tls_listen {
-            let listener = TcpListener::bind(addr).map_err(|e| listen_err(addr, e))?;
-            let bound = listener
-                .local_addr()
-                .map(|l| l.to_string())
-                .unwrap_or_else(|_| addr.clone());
+    if let Some(cert) = &bound.cert {
+        for (addr, listener) in bound.https {
             let config = cert.server_config()?;
             server = server
                 .listen_rustls_0_23(listener, config)
-                .map_err(|e| listen_err(addr, e))?;
-            tls_addresses.push(bound);
+                .map_err(|e| listen_err(&addr, e))?;
+            tls_addresses.push(addr);
         }
     }
     let server = server.run();
@@ -322,7 +269,7 @@ pub async fn build(
         state,
         listener,
         tls_addresses,
-        tls,
+        tls: bound.cert,
     })
 }
 
