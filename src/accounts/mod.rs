@@ -2,6 +2,7 @@
 //! the brute-force throttle and audit trail in front of them, and password hashing on its own
 //! pool. Both faces, the HTTP API and the admin command line, go through [`Services`].
 
+mod actor;
 mod error;
 mod login;
 pub mod passwords;
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use deadpool_postgres::{Object, Pool};
 use serde_json::Value;
 
+pub use actor::{GroupChange, NewAccount, PasswordChange};
 pub use error::{Error, Result};
 pub use login::{LoginOutcome, NewLogin};
-pub use service::{GroupChange, NewAccount, PasswordChange, UserHandle};
+pub use service::UserHandle;
 
 use crate::clock::SharedClock;
 use crate::domain::validate::PasswordPolicy;
