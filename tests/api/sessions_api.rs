@@ -7,7 +7,7 @@ use crate::support;
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{Reply, TestApp};
 
 #[actix_web::test]
 async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
@@ -113,13 +113,13 @@ async fn an_oversized_body_is_413_and_deeply_nested_json_is_a_bad_call_that_harm
             .send()
     };
     let big = format!(r#"{{"key": "{}"}}"#, "k".repeat(70 * 1024));
-    let r = TestApp::reply(raw(big).await.unwrap()).await;
+    let r = Reply::of(raw(big).await.unwrap()).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
     );
     let deep = format!(r#"{{"key": {}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
-    let r = TestApp::reply(raw(deep).await.unwrap()).await;
+    let r = Reply::of(raw(deep).await.unwrap()).await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "BAD_CALL"));
     app.create_user("still", "correct horse battery", false)
         .await;

@@ -5,7 +5,7 @@ use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{TestApp, TestDb, TOKEN};
+use support::{Reply, TestApp, TestDb, TOKEN};
 
 #[actix_web::test]
 async fn an_admin_creates_a_user_and_finds_it_by_id_name_and_email_in_any_case() {
@@ -140,7 +140,7 @@ async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
         .send()
         .await
         .unwrap();
-    let r = TestApp::reply(malformed).await;
+    let r = Reply::of(malformed).await;
     assert_eq!(r.code(), "BAD_CALL");
     let rows = app
         .db

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{library_fingerprint, TestApp, TestDb, LIBRARY_DDL};
+use support::{library_fingerprint, Reply, TestApp, TestDb, LIBRARY_DDL};
 
 /// pickle.dumps({"phone": "123", "n": [1, 2.5, None, True], "t": (1, "a"), "d": {"x": {}}})
 const NESTED: &str = "gASVQQAAAAAAAAB9lCiMBXBob25llIwDMTIzlIwBbpRdlChLAUdABAAAAAAAAE6IZYwBdJRLAYwBYZSGlIwBZJR9lIwBeJR9lHN1Lg==";
@@ -125,7 +125,7 @@ async fn auth(app: &TestApp, header: (&str, String)) -> support::Reply {
         .send()
         .await
         .unwrap();
-    TestApp::reply(resp).await
+    Reply::of(resp).await
 }
 
 #[actix_web::test]

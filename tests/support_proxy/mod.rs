@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::TcpListener as StdTcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+pub use crate::support::free_port;
+use crate::support::ApiClient;
 
 /// The placeholder addresses used by every file in `examples/`.
 pub const DAEMON_PLACEHOLDER: &str = "127.0.0.1:8080";
@@ -80,12 +82,6 @@ pub fn require_tool(test: &str, name: &str, extra: &[&str], package: &str) -> Op
 pub fn skip_line(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    let l = StdTcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Replaces placeholder strings in one pass (so a replacement can never be replaced again).
@@ -281,13 +277,21 @@ pub fn http() -> reqwest::Client {
 // The daemon
 // ---------------------------------------------------------------------------------------
 
+/// The spawned daemon; its API client (base URL, the token from `api-token`) is the
+/// daemon's own methods and fields (`daemon.login(..)`, `daemon.base`) through `Deref`.
 pub struct Daemon {
     pub guard: ChildGuard,
     pub port: u16,
-    pub base: String,
-    pub token: String,
+    pub api: ApiClient,
     pub dir: tempfile::TempDir,
-    pub client: reqwest::Client,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
 }
 
 impl Daemon {
@@ -353,85 +357,9 @@ impl Daemon {
         Daemon {
             guard,
             port,
-            base,
-            token,
+            api: ApiClient::with_http(base, token, client),
             dir,
-            client,
         }
-    }
-
-    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
-        let r = self
-            .client
-            .post(format!("{}/v1/users", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({
-                "username": username,
-                "password": password,
-                "email": format!("{username}@example.com"),
-                "admin": admin,
-            }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "POST /v1/users {username}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["userid"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no userid in {body}"))
-    }
-
-    /// `PUT /v1/users/{userid}/groups` with the API token.
-    pub async fn set_groups(&self, userid: i64, groups: &[&str]) {
-        let r = self
-            .client
-            .put(format!("{}/v1/users/{userid}/groups", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({ "groups": groups }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 204, "PUT /v1/users/{userid}/groups: {body}");
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .client
-            .post(format!("{}/v1/login", self.base))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "POST /v1/login {username}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key in {body}"))
-            .to_string()
-    }
-
-    /// `DELETE /v1/sessions?userid=N` with the API token; returns `killed`.
-    pub async fn kill_sessions(&self, userid: i64) -> i64 {
-        let r = self
-            .client
-            .delete(format!("{}/v1/sessions?userid={userid}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 200, "DELETE /v1/sessions?userid={userid}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["killed"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no killed in {body}"))
     }
 
     /// Stops the embedded PostgreSQL under the running daemon (fast shutdown of the
@@ -453,20 +381,6 @@ impl Daemon {
             assert!(Instant::now() < deadline, "postmaster {pid} did not stop");
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    /// `POST /v1/logout` with the key as bearer; expects 204.
-    pub async fn logout(&self, key: &str) {
-        let r = self
-            .client
-            .post(format!("{}/v1/logout", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 204, "POST /v1/logout: {body}");
     }
 }
 
