@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use actix_web::{web, HttpResponse};
 use fantoccini::cookies::Cookie;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
@@ -300,26 +301,19 @@ async fn browser_logs_in_through_nginx_and_out_again() {
 }
 
 /// Serves `html` to every request on a free port of 127.0.0.1 (another origin than the
-/// daemon's when reached as `localhost`), until the runtime ends.
-async fn serve_page(html: String) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+/// daemon's when reached as `localhost`), while the server is kept.
+fn serve_page(html: String) -> TestServer {
+    TestServer::start(move |routes| {
+        let html = html.clone();
+        routes.default_service(web::to(move || {
             let html = html.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
-                    html.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    port
+            async move {
+                HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .body(html)
+            }
+        }));
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,12 +329,12 @@ async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
          <input name=\"username\" value=\"mallory\"><input name=\"password\" value=\"{PASSWORD}\">\
          <input name=\"rd\" value=\"/login\"></form>\
          <script>document.getElementById('f').submit()</script>"
-    ))
-    .await;
+    ));
     let browser = open_browser(&chromium, &chromedriver).await;
     let wd = &browser.wd;
 
-    wd.goto(&format!("http://localhost:{attacker}/")).await;
+    wd.goto(&format!("http://localhost:{}/", attacker.port))
+        .await;
     wd.wait_url("the daemon's answer to the forged post", |u| {
         u.host_str() == Some("127.0.0.1") && u.path() == "/login"
     })
