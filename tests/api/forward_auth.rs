@@ -330,13 +330,7 @@ async fn json_logout_with_the_cookie_clears_it() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "gil", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("gil", "s3cret-pass").await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 

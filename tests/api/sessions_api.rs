@@ -56,20 +56,8 @@ async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
 async fn unknown_users_and_wrong_passwords_look_the_same() {
     let app = TestApp::start().await;
     app.create_user("bob", "s3cret-pass", false).await;
-    let wrong = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "bob", "password": "password2"}),
-        )
-        .await;
-    let unknown = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "nobody", "password": "password2"}),
-        )
-        .await;
+    let wrong = app.try_login("bob", "password2").await;
+    let unknown = app.try_login("nobody", "password2").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.code(), "INVALID_CREDENTIALS");
     assert_eq!(
@@ -636,13 +624,7 @@ async fn a_login_flood_beyond_the_hash_queue_gets_429_with_retry_after() {
     })
     .await;
     app.create_user("pat", "s3cret-pass", false).await;
-    let flood = (0..8).map(|_| {
-        app.post(
-            "/v1/login",
-            None,
-            json!({"username": "pat", "password": "s3cret-pass"}),
-        )
-    });
+    let flood = (0..8).map(|_| app.try_login("pat", "s3cret-pass"));
     let replies = futures_util::future::join_all(flood).await;
     let throttled: Vec<_> = replies
         .iter()

@@ -235,13 +235,7 @@ async fn expire_one_session(db: &TestDb, userid: i64) {
 }
 
 async fn login_fails(app: &TestApp, username: &str, password: &str) -> bool {
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": username, "password": password}),
-        )
-        .await;
+    let r = app.try_login(username, password).await;
     r.status == StatusCode::UNAUTHORIZED
 }
 
@@ -931,20 +925,9 @@ async fn an_admin_unlocks_an_account_and_reads_the_audit_trail_from_the_command_
     let cli = Cli::for_db(&app.db.config);
     let id = app.create_user("locked", "s3cret-pass", false).await;
     for _ in 0..2 {
-        app.post(
-            "/v1/login",
-            None,
-            serde_json::json!({"username": "locked", "password": "nope-nope"}),
-        )
-        .await;
+        app.try_login("locked", "nope-nope").await;
     }
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            serde_json::json!({"username": "locked", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("locked", "s3cret-pass").await;
     assert_eq!(r.code(), "TOO_MANY_REQUESTS");
 
     let out = cli.run(&["user", "unlock", "locked"], None).await;

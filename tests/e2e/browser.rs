@@ -90,21 +90,13 @@ impl WebDriver {
 }
 
 /// Closing the WebDriver session closes the browser, also when a step panicked, before
-/// chromedriver is stopped. Drop cannot await: the session is closed from a thread of its own
-/// while the test's runtime (which drives the session) goes on.
+/// chromedriver is stopped.
 impl Drop for WebDriver {
     fn drop(&mut self) {
         let client = self.client.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-            });
-        })
-        .join();
+        crate::support::finish_on_a_thread(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+        });
     }
 }
 

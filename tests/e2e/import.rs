@@ -196,13 +196,7 @@ async fn the_librarys_users_and_live_sessions_come_over_and_keep_working() {
     // The old passwords log in, policy or not, and become argon2id.
     app.login("alice", "pass1").await;
     app.login("bob", "pw1").await;
-    let wrong = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "bob", "password": "pw2"}),
-        )
-        .await;
+    let wrong = app.try_login("bob", "pw2").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let hashes: Vec<String> = app
         .db

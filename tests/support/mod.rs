@@ -212,25 +212,32 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let base = self.base.clone();
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((admin, connection)) = config_for(&base, "postgres")
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                {
-                    tokio::spawn(connection);
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        finish_on_a_thread(async move {
+            if let Ok((admin, connection)) = config_for(&base, "postgres")
+                .connect(tokio_postgres::NoTls)
+                .await
+            {
+                tokio::spawn(connection);
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `work` to the end on a thread of its own, with a runtime of its own, and waits for it:
+/// for a `Drop`, which cannot await, called inside a test's runtime, which cannot block on
+/// another future (the test's runtime goes on driving whatever `work` talks to).
+pub fn finish_on_a_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work);
+    })
+    .join();
 }
 
 /// Settings for a test daemon on `db`: port 0, cheap hashing, a known API token.
