@@ -5,19 +5,14 @@ use crate::support;
 
 use reqwest::{header, Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{Reply, TestApp};
 
-async fn auth(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    headers: &[(&str, String)],
-) -> support::Reply {
+async fn auth(app: &TestApp, method: Method, path: &str, headers: &[(&str, String)]) -> Reply {
     let mut req = app.http.request(method, format!("{}{path}", app.base));
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    TestApp::reply(req.send().await.unwrap()).await
+    Reply::of(req.send().await.unwrap()).await
 }
 
 #[actix_web::test]
@@ -335,13 +330,7 @@ async fn json_logout_with_the_cookie_clears_it() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "gil", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("gil", "s3cret-pass").await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
@@ -610,7 +599,7 @@ async fn the_login_form_refuses_posts_from_other_sites_and_other_sites_cannot_si
 }
 
 /// The `Set-Cookie` value of a response, if any.
-fn set_cookie(r: &support::Reply) -> Option<String> {
+fn set_cookie(r: &Reply) -> Option<String> {
     r.headers
         .get(header::SET_COOKIE)
         .map(|v| v.to_str().unwrap().to_string())

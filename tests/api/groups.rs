@@ -34,7 +34,7 @@ async fn auth_at(app: &TestApp, base: &str, path: &str, key: &str) -> Reply {
         .http
         .get(format!("{base}{path}"))
         .header("Authorization", format!("Bearer {key}"));
-    TestApp::reply(req.send().await.unwrap()).await
+    Reply::of(req.send().await.unwrap()).await
 }
 
 async fn auth(app: &TestApp, path: &str, key: &str) -> Reply {

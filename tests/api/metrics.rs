@@ -35,13 +35,7 @@ async fn counters_move_with_traffic() {
         app.check(&key).await;
     }
     app.check("unknown-key").await;
-    let _ = app
-        .post(
-            "/v1/login",
-            None,
-            serde_json::json!({"username": "alice", "password": "wrong-one"}),
-        )
-        .await;
+    let _ = app.try_login("alice", "wrong-one").await;
     let r = app.get("/metrics", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers["content-type"]

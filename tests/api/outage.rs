@@ -37,13 +37,7 @@ async fn the_daemon_answers_unavailable_while_the_database_is_down_and_recovers_
         (r.status, r.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
     );
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "alice", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("alice", "s3cret-pass").await;
     assert_eq!(r.code(), "UNAVAILABLE");
     let r = app.check(&uncached).await;
     assert_eq!(

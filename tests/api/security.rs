@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{Reply, TestApp};
 
 fn strict(s: &mut pgusers::config::Settings) {
     s.throttle.account_failures = 3;
@@ -17,13 +17,7 @@ fn strict(s: &mut pgusers::config::Settings) {
     s.throttle.base_lock = Duration::from_secs(30);
 }
 
-async fn login_as(
-    app: &TestApp,
-    base: &str,
-    username: &str,
-    password: &str,
-    from: &str,
-) -> support::Reply {
+async fn login_as(app: &TestApp, base: &str, username: &str, password: &str, from: &str) -> Reply {
     let r = app
         .http
         .post(format!("{base}/v1/login"))
@@ -32,7 +26,7 @@ async fn login_as(
         .send()
         .await
         .unwrap();
-    TestApp::reply(r).await
+    Reply::of(r).await
 }
 
 #[actix_web::test]
@@ -197,13 +191,7 @@ async fn unknown_users_and_wrong_passwords_take_the_same_time() {
         let app = &app;
         async move {
             let started = Instant::now();
-            let r = app
-                .post(
-                    "/v1/login",
-                    None,
-                    json!({"username": username, "password": "wrong-pass"}),
-                )
-                .await;
+            let r = app.try_login(username, "wrong-pass").await;
             assert_eq!(r.code(), "INVALID_CREDENTIALS");
             started.elapsed()
         }

@@ -7,7 +7,7 @@ use crate::support;
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{Reply, TestApp};
 
 #[actix_web::test]
 async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
@@ -56,20 +56,8 @@ async fn a_login_returns_a_cookie_safe_key_that_checks_as_the_user() {
 async fn unknown_users_and_wrong_passwords_look_the_same() {
     let app = TestApp::start().await;
     app.create_user("bob", "s3cret-pass", false).await;
-    let wrong = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "bob", "password": "password2"}),
-        )
-        .await;
-    let unknown = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "nobody", "password": "password2"}),
-        )
-        .await;
+    let wrong = app.try_login("bob", "password2").await;
+    let unknown = app.try_login("nobody", "password2").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.code(), "INVALID_CREDENTIALS");
     assert_eq!(
@@ -113,13 +101,13 @@ async fn an_oversized_body_is_413_and_deeply_nested_json_is_a_bad_call_that_harm
             .send()
     };
     let big = format!(r#"{{"key": "{}"}}"#, "k".repeat(70 * 1024));
-    let r = TestApp::reply(raw(big).await.unwrap()).await;
+    let r = Reply::of(raw(big).await.unwrap()).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
     );
     let deep = format!(r#"{{"key": {}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
-    let r = TestApp::reply(raw(deep).await.unwrap()).await;
+    let r = Reply::of(raw(deep).await.unwrap()).await;
     assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "BAD_CALL"));
     app.create_user("still", "correct horse battery", false)
         .await;
@@ -636,13 +624,7 @@ async fn a_login_flood_beyond_the_hash_queue_gets_429_with_retry_after() {
     })
     .await;
     app.create_user("pat", "s3cret-pass", false).await;
-    let flood = (0..8).map(|_| {
-        app.post(
-            "/v1/login",
-            None,
-            json!({"username": "pat", "password": "s3cret-pass"}),
-        )
-    });
+    let flood = (0..8).map(|_| app.try_login("pat", "s3cret-pass"));
     let replies = futures_util::future::join_all(flood).await;
     let throttled: Vec<_> = replies
         .iter()

@@ -6,7 +6,7 @@ use crate::support;
 
 use reqwest::{header, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{Reply, TestApp};
 
 const PASSWORD: &str = "s3cret-pass";
 
@@ -20,12 +20,12 @@ async fn login_as(app: &TestApp, user: &str, agent: &str, forwarded_for: Option<
     if let Some(addr) = forwarded_for {
         req = req.header("X-Forwarded-For", addr);
     }
-    let r = TestApp::reply(req.send().await.unwrap()).await;
+    let r = Reply::of(req.send().await.unwrap()).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     r.body["key"].as_str().unwrap().to_string()
 }
 
-async fn page(app: &TestApp, key: &str) -> support::Reply {
+async fn page(app: &TestApp, key: &str) -> Reply {
     let r = app
         .http
         .get(format!("{}/sessions", app.base))
@@ -33,7 +33,7 @@ async fn page(app: &TestApp, key: &str) -> support::Reply {
         .send()
         .await
         .unwrap();
-    TestApp::reply(r).await
+    Reply::of(r).await
 }
 
 /// The form token the page carries.
@@ -42,12 +42,7 @@ fn token_in(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-async fn post(
-    app: &TestApp,
-    key: &str,
-    form: &[(&str, &str)],
-    extra: &[(&str, &str)],
-) -> support::Reply {
+async fn post(app: &TestApp, key: &str, form: &[(&str, &str)], extra: &[(&str, &str)]) -> Reply {
     let mut req = app
         .http
         .post(format!("{}/sessions", app.base))
@@ -56,7 +51,7 @@ async fn post(
     for (k, v) in extra {
         req = req.header(*k, *v);
     }
-    TestApp::reply(req.send().await.unwrap()).await
+    Reply::of(req.send().await.unwrap()).await
 }
 
 async fn session_id_of(app: &TestApp, key: &str) -> i64 {

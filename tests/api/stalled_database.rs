@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use pgusers::clock::Clock;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 use support::{TestApp, TestDb};
 
 /// What the runner's load may add to a bound before a test calls it a hang.
@@ -38,12 +37,7 @@ async fn a_table_lock_held_elsewhere_answers_unavailable_within_the_lock_timeout
         .await
         .unwrap();
 
-    let (r, took) = timed(app.post(
-        "/v1/login",
-        None,
-        json!({"username": "alice", "password": "s3cret-pass"}),
-    ))
-    .await;
+    let (r, took) = timed(app.try_login("alice", "s3cret-pass")).await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
@@ -109,12 +103,7 @@ async fn a_frozen_database_answers_unavailable_within_the_request_timeout() {
 
     signal_cluster(dir.path(), "STOP");
     let thaw = Thaw(dir.path());
-    let (login, login_took) = timed(app.post(
-        "/v1/login",
-        None,
-        json!({"username": "alice", "password": "s3cret-pass"}),
-    ))
-    .await;
+    let (login, login_took) = timed(app.try_login("alice", "s3cret-pass")).await;
     let (check, check_took) = timed(app.check("an-unknown-key-that-must-be-looked-up")).await;
     let (admin, admin_took) =
         timed(app.admin(Method::GET, &format!("/v1/users/{alice}"), None)).await;

@@ -5,7 +5,7 @@ use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{TestApp, TestDb, TOKEN};
+use support::{Reply, TestApp, TestDb, TOKEN};
 
 #[actix_web::test]
 async fn an_admin_creates_a_user_and_finds_it_by_id_name_and_email_in_any_case() {
@@ -140,7 +140,7 @@ async fn bad_input_is_refused_with_bad_call_and_nothing_is_written() {
         .send()
         .await
         .unwrap();
-    let r = TestApp::reply(malformed).await;
+    let r = Reply::of(malformed).await;
     assert_eq!(r.code(), "BAD_CALL");
     let rows = app
         .db
@@ -380,13 +380,7 @@ async fn an_admin_changes_a_password_with_or_without_the_old_one() {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     app.login("frank", "password3").await;
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "frank", "password": "password2"}),
-        )
-        .await;
+    let r = app.try_login("frank", "password2").await;
     assert_eq!(r.code(), "INVALID_CREDENTIALS");
     let r = app
         .admin(Method::PUT, &path, Some(json!({"new_password": "short"})))
@@ -441,13 +435,7 @@ async fn nul_characters_are_refused_or_not_found_never_a_server_error() {
         )
         .await;
     assert_eq!(r.code(), "BAD_CALL");
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "n\u{0}ul", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("n\u{0}ul", "s3cret-pass").await;
     assert_eq!(r.code(), "INVALID_CREDENTIALS");
     assert_eq!(
         app.admin(Method::GET, "/v1/users?username=a%00b", None)
@@ -598,13 +586,7 @@ async fn a_look_alike_name_never_logs_into_the_account_it_imitates() {
     let app = TestApp::start().await;
     app.create_user("paul", "s3cret-pass", false).await;
     for look_alike in ["p\u{0430}ul", "pauI", "\u{FF50}aul"] {
-        let r = app
-            .post(
-                "/v1/login",
-                None,
-                json!({"username": look_alike, "password": "s3cret-pass"}),
-            )
-            .await;
+        let r = app.try_login(look_alike, "s3cret-pass").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{look_alike:?}: {r:?}");
         assert_eq!(r.code(), "INVALID_CREDENTIALS");
     }

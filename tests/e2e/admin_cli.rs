@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{TestApp, TestDb};
+use support::{ApiClient, TestApp, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What one run of the binary produced.
@@ -235,13 +235,7 @@ async fn expire_one_session(db: &TestDb, userid: i64) {
 }
 
 async fn login_fails(app: &TestApp, username: &str, password: &str) -> bool {
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": username, "password": password}),
-        )
-        .await;
+    let r = app.try_login(username, password).await;
     r.status == StatusCode::UNAUTHORIZED
 }
 
@@ -857,11 +851,7 @@ async fn an_admin_change_here_is_seen_by_the_running_daemon_on_the_next_check() 
 async fn with_no_database_configured_the_running_embedded_cluster_is_used() {
     let cli = Cli::bare();
     let data = cli.dir.path().join("embedded");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let log_path = cli.dir.path().join("daemon.log");
     let args = cli.args(&[
         "serve",
@@ -901,13 +891,10 @@ async fn with_no_database_configured_the_running_embedded_cluster_is_used() {
         )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
-    let login = http
-        .post(format!("{base}/v1/login"))
-        .json(&json!({"username": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 201);
+    let token = std::fs::read_to_string(data.join("api-token")).unwrap();
+    ApiClient::with_http(&base, token.trim(), http.clone())
+        .login("alice", "correct horse")
+        .await;
     let listed = json_of(
         &here
             .run(&["sessions", "list", "alice", "--json"], None)
@@ -938,20 +925,9 @@ async fn an_admin_unlocks_an_account_and_reads_the_audit_trail_from_the_command_
     let cli = Cli::for_db(&app.db.config);
     let id = app.create_user("locked", "s3cret-pass", false).await;
     for _ in 0..2 {
-        app.post(
-            "/v1/login",
-            None,
-            serde_json::json!({"username": "locked", "password": "nope-nope"}),
-        )
-        .await;
+        app.try_login("locked", "nope-nope").await;
     }
-    let r = app
-        .post(
-            "/v1/login",
-            None,
-            serde_json::json!({"username": "locked", "password": "s3cret-pass"}),
-        )
-        .await;
+    let r = app.try_login("locked", "s3cret-pass").await;
     assert_eq!(r.code(), "TOO_MANY_REQUESTS");
 
     let out = cli.run(&["user", "unlock", "locked"], None).await;

@@ -15,7 +15,7 @@ use support::free_port;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
-use support::{TestDb, TOKEN};
+use support::{ApiClient, TestDb, TOKEN};
 
 fn signal(child: &Child, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), sig).unwrap();
@@ -115,35 +115,14 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
         "two watchdog pets took {two_pets:?}"
     );
 
-    let admin = |method: reqwest::Method, path: &str| {
-        http.request(method, format!("{base}{path}"))
-            .bearer_auth(TOKEN)
-    };
-    let r = admin(reqwest::Method::POST, "/v1/users")
-        .json(&json!({"username": "alice", "password": "s3cret-pass", "email": "a@x.org"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let login: Value = http
-        .post(format!("{base}/v1/login"))
-        .json(&json!({"username": "alice", "password": "s3cret-pass"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = login["key"].as_str().unwrap().to_string();
+    let api = ApiClient::with_http(&base, TOKEN, http.clone());
+    api.create_user("alice", "s3cret-pass", false).await;
+    let key = api.login("alice", "s3cret-pass").await;
     let ttl = |v: Value| v["session_ttl"]["seconds"].as_u64().unwrap();
     let settings = || async {
-        admin(reqwest::Method::GET, "/v1/settings")
-            .send()
+        api.admin(reqwest::Method::GET, "/v1/settings", None)
             .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
+            .body
     };
     assert_eq!(ttl(settings().await), 100);
 
@@ -157,13 +136,11 @@ async fn the_daemon_speaks_sd_notify_reloads_on_sighup_and_drains_on_sigterm() {
         "RELOADING=1 says when (MONOTONIC_USEC): {reload:?}"
     );
     assert_eq!(ttl(settings().await), 200);
-    let check = http
-        .post(format!("{base}/v1/sessions/check"))
-        .json(&json!({"key": key}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(check.status(), 200, "no session ends on reload");
+    assert_eq!(
+        api.check(&key).await.status,
+        200,
+        "no session ends on reload"
+    );
 
     // A bad configuration is refused; the old one stays and the daemon keeps serving.
     write_config(&config, "300s", "colour = \"blue\"");

@@ -29,7 +29,7 @@ const FORGER: &str = "\"\r\n WARN pgusers::login: login failed client=6.6.6.7 us
 async fn scripted_traffic(d: &Daemon) -> Vec<String> {
     d.create_user("alice", "alice-password-1", false).await;
     let mut refused = Vec::new();
-    let http = &d.client;
+    let http = &d.http;
 
     // The API, from a client behind the (trusted, loopback) proxy, or directly.
     let api = |username: &str, password: &str, forwarded: Option<&str>| {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{library_fingerprint, TestApp, TestDb, LIBRARY_DDL};
+use support::{library_fingerprint, Reply, TestApp, TestDb, LIBRARY_DDL};
 
 /// pickle.dumps({"phone": "123", "n": [1, 2.5, None, True], "t": (1, "a"), "d": {"x": {}}})
 const NESTED: &str = "gASVQQAAAAAAAAB9lCiMBXBob25llIwDMTIzlIwBbpRdlChLAUdABAAAAAAAAE6IZYwBdJRLAYwBYZSGlIwBZJR9lIwBeJR9lHN1Lg==";
@@ -125,7 +125,7 @@ async fn auth(app: &TestApp, header: (&str, String)) -> support::Reply {
         .send()
         .await
         .unwrap();
-    TestApp::reply(resp).await
+    Reply::of(resp).await
 }
 
 #[actix_web::test]
@@ -196,13 +196,7 @@ async fn the_librarys_users_and_live_sessions_come_over_and_keep_working() {
     // The old passwords log in, policy or not, and become argon2id.
     app.login("alice", "pass1").await;
     app.login("bob", "pw1").await;
-    let wrong = app
-        .post(
-            "/v1/login",
-            None,
-            json!({"username": "bob", "password": "pw2"}),
-        )
-        .await;
+    let wrong = app.try_login("bob", "pw2").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let hashes: Vec<String> = app
         .db

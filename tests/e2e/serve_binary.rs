@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::free_port;
+use support::{free_port, ApiClient};
 
 #[tokio::test]
 async fn the_first_command_of_the_readme_works_from_nothing() {
@@ -58,31 +58,10 @@ async fn the_first_command_of_the_readme_works_from_nothing() {
         .unwrap()
         .trim()
         .to_string();
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"username": "alice", "password": "correct horse", "email": "alice@example.org"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let login: serde_json::Value = http
-        .post(format!("{base}/v1/login"))
-        .json(&serde_json::json!({"username": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = login["key"].as_str().unwrap().to_string();
-    let check = http
-        .post(format!("{base}/v1/sessions/check"))
-        .json(&serde_json::json!({"key": key}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(check.status(), 200);
+    let api = ApiClient::with_http(&base, &token, http.clone());
+    api.create_user("alice", "correct horse", false).await;
+    let key = api.login("alice", "correct horse").await;
+    assert_eq!(api.check(&key).await.status, 200);
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -13,7 +13,7 @@ use std::process::Command;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{library_fingerprint, TestApp, TestDb};
+use support::{library_fingerprint, Reply, TestApp, TestDb};
 
 /// The library's own calls: three users (alice an admin, extra_data nested and with a
 /// datetime), two of them logged in.
@@ -109,7 +109,7 @@ fn import(db: &tokio_postgres::Config) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn auth(app: &TestApp, name: &str, value: String) -> support::Reply {
+async fn auth(app: &TestApp, name: &str, value: String) -> Reply {
     let resp = app
         .http
         .get(format!("{}/v1/auth", app.base))
@@ -117,7 +117,7 @@ async fn auth(app: &TestApp, name: &str, value: String) -> support::Reply {
         .send()
         .await
         .unwrap();
-    TestApp::reply(resp).await
+    Reply::of(resp).await
 }
 
 #[actix_web::test]

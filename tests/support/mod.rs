@@ -3,14 +3,21 @@
 //! started in-process on port 0 exactly as production starts it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod client;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pgusers::clock::ManualClock;
 use pgusers::config::{Secret, Settings};
 use pgusers::daemon::startup::{self, Daemon, Inherited};
 use pgusers::store::embedded::{self, EmbeddedPostgres};
-use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
+
+pub use client::ApiClient;
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use client::Reply;
 
 pub const TOKEN: &str = "test-api-token-0123456789";
 
@@ -205,25 +212,32 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let base = self.base.clone();
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((admin, connection)) = config_for(&base, "postgres")
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                {
-                    tokio::spawn(connection);
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        finish_on_a_thread(async move {
+            if let Ok((admin, connection)) = config_for(&base, "postgres")
+                .connect(tokio_postgres::NoTls)
+                .await
+            {
+                tokio::spawn(connection);
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `work` to the end on a thread of its own, with a runtime of its own, and waits for it:
+/// for a `Drop`, which cannot await, called inside a test's runtime, which cannot block on
+/// another future (the test's runtime goes on driving whatever `work` talks to).
+pub fn finish_on_a_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work);
+    })
+    .join();
 }
 
 /// Settings for a test daemon on `db`: port 0, cheap hashing, a known API token.
@@ -254,10 +268,10 @@ pub fn settings_for(db: &tokio_postgres::Config) -> Settings {
     s
 }
 
-/// The real daemon, in-process, on its own database.
+/// The real daemon, in-process, on its own database; its API client (with the test token) is
+/// the app's own methods and fields (`app.login(..)`, `app.base`) through `Deref`.
 pub struct TestApp {
-    pub base: String,
-    pub http: reqwest::Client,
+    pub api: ApiClient,
     pub clock: Arc<ManualClock>,
     pub daemon: Daemon,
     pub db: TestDb,
@@ -269,19 +283,11 @@ pub struct Instance {
     pub daemon: Daemon,
 }
 
-/// A response as a test sees it.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
 
-impl Reply {
-    /// The stable error code of an error body.
-    pub fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
+    fn deref(&self) -> &ApiClient {
+        &self.api
     }
 }
 
@@ -304,13 +310,8 @@ impl TestApp {
             .expect("daemon starts");
         let base = daemon.base_url().expect("a TCP listener");
         daemon.spawn();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
         Self {
-            base,
-            http,
+            api: ApiClient::new(base, TOKEN),
             clock,
             daemon,
             db,
@@ -338,77 +339,6 @@ impl TestApp {
             .await
             .expect("request")
             .status()
-    }
-
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        Self::reply(req.send().await.expect("request")).await
-    }
-
-    pub async fn reply(resp: reqwest::Response) -> Reply {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
-        self.request(Method::GET, path, bearer, None).await
-    }
-
-    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Reply {
-        self.request(Method::POST, path, bearer, Some(body)).await
-    }
-
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.request(method, path, Some(TOKEN), body).await
-    }
-
-    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
-        let r = self
-            .admin(
-                Method::POST,
-                "/v1/users",
-                Some(json!({"username": username, "password": password, "email": format!("{username}@example.org"), "admin": admin})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.body["userid"].as_i64().unwrap()
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .post(
-                "/v1/login",
-                None,
-                json!({"username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        r.body["key"].as_str().unwrap().to_string()
-    }
-
-    pub async fn check(&self, key: &str) -> Reply {
-        self.post("/v1/sessions/check", None, json!({ "key": key }))
-            .await
     }
 
     /// The stored expiry of a session, read straight from the database.

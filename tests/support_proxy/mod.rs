@@ -4,16 +4,17 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::TcpListener as StdTcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+pub use crate::support::free_port;
+use crate::support::ApiClient;
 
 /// The placeholder addresses used by every file in `examples/`.
 pub const DAEMON_PLACEHOLDER: &str = "127.0.0.1:8080";
@@ -80,12 +81,6 @@ pub fn require_tool(test: &str, name: &str, extra: &[&str], package: &str) -> Op
 pub fn skip_line(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    let l = StdTcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Replaces placeholder strings in one pass (so a replacement can never be replaced again).
@@ -281,13 +276,21 @@ pub fn http() -> reqwest::Client {
 // The daemon
 // ---------------------------------------------------------------------------------------
 
+/// The spawned daemon; its API client (base URL, the token from `api-token`) is the
+/// daemon's own methods and fields (`daemon.login(..)`, `daemon.base`) through `Deref`.
 pub struct Daemon {
     pub guard: ChildGuard,
     pub port: u16,
-    pub base: String,
-    pub token: String,
+    pub api: ApiClient,
     pub dir: tempfile::TempDir,
-    pub client: reqwest::Client,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
 }
 
 impl Daemon {
@@ -353,85 +356,9 @@ impl Daemon {
         Daemon {
             guard,
             port,
-            base,
-            token,
+            api: ApiClient::with_http(base, token, client),
             dir,
-            client,
         }
-    }
-
-    pub async fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
-        let r = self
-            .client
-            .post(format!("{}/v1/users", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({
-                "username": username,
-                "password": password,
-                "email": format!("{username}@example.com"),
-                "admin": admin,
-            }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "POST /v1/users {username}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["userid"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no userid in {body}"))
-    }
-
-    /// `PUT /v1/users/{userid}/groups` with the API token.
-    pub async fn set_groups(&self, userid: i64, groups: &[&str]) {
-        let r = self
-            .client
-            .put(format!("{}/v1/users/{userid}/groups", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({ "groups": groups }))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 204, "PUT /v1/users/{userid}/groups: {body}");
-    }
-
-    pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .client
-            .post(format!("{}/v1/login", self.base))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 201, "POST /v1/login {username}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key in {body}"))
-            .to_string()
-    }
-
-    /// `DELETE /v1/sessions?userid=N` with the API token; returns `killed`.
-    pub async fn kill_sessions(&self, userid: i64) -> i64 {
-        let r = self
-            .client
-            .delete(format!("{}/v1/sessions?userid={userid}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 200, "DELETE /v1/sessions?userid={userid}: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        v["killed"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no killed in {body}"))
     }
 
     /// Stops the embedded PostgreSQL under the running daemon (fast shutdown of the
@@ -454,67 +381,68 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    /// `POST /v1/logout` with the key as bearer; expects 204.
-    pub async fn logout(&self, key: &str) {
-        let r = self
-            .client
-            .post(format!("{}/v1/logout", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        assert_eq!(status, 204, "POST /v1/logout: {body}");
-    }
 }
 
 // ---------------------------------------------------------------------------------------
-// The upstream application: echoes the request headers it received as JSON, and counts.
+// Small web applications: the upstream behind the proxies, a page on another site
 // ---------------------------------------------------------------------------------------
 
+/// An actix-web application on a free port of 127.0.0.1, one worker, stopped on drop.
+pub struct TestServer {
+    pub port: u16,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestServer {
+    /// Serves the routes that `routes` configures; call it inside a Tokio runtime.
+    pub fn start(routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> TestServer {
+        let server = HttpServer::new(move || App::new().configure(routes.clone()))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        TestServer { port, handle }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // The stop command is sent at once; there is no need to wait for it here.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// The application behind the proxies: answers every request with what it received as JSON
+/// (`method`, `path` with the query, `headers` as name → list of values, `body_len`), and
+/// remembers each.
 pub struct Upstream {
     pub port: u16,
-    pub count: Arc<AtomicUsize>,
-    pub seen: Arc<Mutex<Vec<Value>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    seen: Arc<Mutex<Vec<Value>>>,
+    _server: TestServer,
 }
 
 impl Upstream {
     pub async fn start() -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let count = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (c, s) = (count.clone(), seen.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (c, s) = (c.clone(), s.clone());
-                tokio::spawn(async move {
-                    let _ = serve_conn(sock, c, s).await;
-                });
-            }
+        let data = web::Data::from(seen.clone());
+        let server = TestServer::start(move |routes| {
+            routes.app_data(data.clone()).default_service(web::to(echo));
         });
         Upstream {
-            port,
-            count,
+            port: server.port,
             seen,
-            task,
+            _server: server,
         }
     }
 
+    /// How many requests reached the application.
     pub fn requests(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
+        self.seen.lock().unwrap().len()
     }
 
     /// Requests seen whose path starts with `prefix` (a browser also fetches
@@ -529,148 +457,32 @@ impl Upstream {
     }
 }
 
-async fn serve_conn(
-    mut sock: TcpStream,
-    count: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Value>>>,
-) -> std::io::Result<()> {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        // Read one request head.
-        let head_end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or_default().to_string();
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let target = parts.next().unwrap_or_default().to_string();
-        let version = parts.next().unwrap_or_default().to_string();
-        let mut headers = serde_json::Map::new();
-        let mut content_length = 0usize;
-        let mut chunked = false;
-        let mut close = version == "HTTP/1.0";
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let name = name.trim().to_ascii_lowercase();
-            let value = value.trim().to_string();
-            match name.as_str() {
-                "content-length" => content_length = value.parse().unwrap_or(0),
-                "transfer-encoding" if value.to_ascii_lowercase().contains("chunked") => {
-                    chunked = true
-                }
-                "connection" if value.eq_ignore_ascii_case("close") => close = true,
-                _ => {}
-            }
-            if let Some(a) = headers
-                .entry(name)
-                .or_insert_with(|| Value::Array(vec![]))
-                .as_array_mut()
-            {
-                a.push(Value::String(value));
-            }
-        }
-        // Read (and discard) the body.
-        let body_len = if chunked {
-            read_chunked(&mut sock, &mut buf).await?
-        } else {
-            while buf.len() < content_length {
-                let mut chunk = [0u8; 4096];
-                let n = sock.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok(());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            buf.drain(..content_length);
-            content_length
-        };
-        count.fetch_add(1, Ordering::SeqCst);
-        let record = json!({
-            "method": method,
-            "path": target,
-            "headers": Value::Object(headers),
-            "body_len": body_len,
-        });
-        seen.lock().unwrap().push(record.clone());
-        let body = record.to_string();
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n{}",
-            body.len(),
-            if close { "Connection: close\r\n" } else { "" },
-            body
-        );
-        sock.write_all(resp.as_bytes()).await?;
-        if close {
-            return Ok(());
+async fn echo(
+    req: HttpRequest,
+    body: web::Bytes,
+    seen: web::Data<Mutex<Vec<Value>>>,
+) -> HttpResponse {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in req.headers().iter() {
+        if let Some(values) = headers
+            .entry(name.as_str())
+            .or_insert_with(|| Value::Array(vec![]))
+            .as_array_mut()
+        {
+            values.push(Value::String(
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
         }
     }
-}
-
-async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    let mut total = 0;
-    loop {
-        let line_end = loop {
-            if let Some(i) = find(buf, b"\r\n") {
-                break i;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let size_line = String::from_utf8_lossy(&buf[..line_end]).to_string();
-        buf.drain(..line_end + 2);
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            // Trailers until an empty line.
-            loop {
-                if let Some(i) = find(buf, b"\r\n") {
-                    let empty = i == 0;
-                    buf.drain(..i + 2);
-                    if empty {
-                        return Ok(total);
-                    }
-                    continue;
-                }
-                let mut chunk = [0u8; 4096];
-                let n = sock.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok(total);
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        }
-        while buf.len() < size + 2 {
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(total);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        buf.drain(..size + 2);
-        total += size;
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let record = json!({
+        "method": req.method().as_str(),
+        "path": path,
+        "headers": headers,
+        "body_len": body.len(),
+    });
+    seen.lock().unwrap().push(record.clone());
+    HttpResponse::Ok().json(record)
 }
 
 // ---------------------------------------------------------------------------------------

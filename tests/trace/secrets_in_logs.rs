@@ -129,12 +129,7 @@ async fn a_full_run_at_trace_level_logs_no_password_key_or_token() {
     )
     .await;
     for _ in 0..3 {
-        app.post(
-            "/v1/login",
-            None,
-            json!({"username": "alice", "password": passwords[3]}),
-        )
-        .await;
+        app.try_login("alice", passwords[3]).await;
     }
     // Secrets in the wrong places of malformed requests.
     app.post(
