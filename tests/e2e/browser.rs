@@ -1,5 +1,5 @@
-//! A real browser (headless Chromium driven through chromedriver by the fantoccini WebDriver
-//! client) logs in through nginx with the daemon's login page, sees the
+//! A real browser (headless Chromium driven through chromedriver, W3C WebDriver spoken
+//! directly over HTTP) logs in through nginx with the daemon's login page, sees the
 //! protected page with its identity, logs out and is refused again; two browsers, one ending
 //! the other's session on `/sessions`; and "Remember me" as the browser keeps the cookie.
 //! Saves screenshots of the login page and the sessions page in `docs/`.
@@ -15,50 +15,108 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpResponse};
-use fantoccini::cookies::Cookie;
-use fantoccini::{ClientBuilder, Locator};
-use serde_json::json;
+use base64::Engine as _;
+use serde_json::{json, Value};
 use support_proxy::*;
 
 const PASSWORD: &str = "correct horse battery";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A WebDriver session (fantoccini) with the few steps the tests take, each panicking with
-/// what failed.
 struct WebDriver {
-    client: fantoccini::Client,
+    client: reqwest::Client,
+    base: String,
+    port: u16,
+    session: String,
+}
+
+/// Closing the WebDriver session closes the browser, also when a step panicked. Plain
+/// blocking HTTP because Drop cannot await.
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+            let req = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session, self.port
+            );
+            let _ = s.write_all(req.as_bytes());
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        }
+    }
 }
 
 impl WebDriver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        call(&self.client, method, &url, body).await
+    }
+
     async fn goto(&self, url: &str) {
-        self.client
-            .goto(url)
-            .await
-            .unwrap_or_else(|e| panic!("browser: go to {url}: {e}"));
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn current_url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn source(&self) -> String {
-        self.client.source().await.expect("the page source")
+        self.call(reqwest::Method::GET, "/source", None).await["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("element {css} not found: {e}"))
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v["value"][ELEMENT_KEY]
+            .as_str()
+            .unwrap_or_else(|| panic!("element {css} not found: {v}"))
+            .to_string()
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.expect("clear");
-        field.send_keys(text).await.expect("type");
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn screenshot(&self, path: &Path) {
-        let png = self.client.screenshot().await.expect("a screenshot");
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "screenshot is not a PNG");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).unwrap();
@@ -66,21 +124,19 @@ impl WebDriver {
         std::fs::write(path, png).unwrap();
     }
 
-    async fn cookies(&self) -> Vec<Cookie<'static>> {
-        self.client.get_all_cookies().await.expect("the cookies")
-    }
-
     /// Polls until the current URL satisfies `pred` (navigation after a click is async).
     async fn wait_url(&self, what: &str, pred: impl Fn(&url::Url) -> bool) -> url::Url {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let at = self.client.current_url().await.expect("the current URL");
-            if pred(&at) {
-                return at;
+            let u = self.current_url().await;
+            if let Ok(parsed) = url::Url::parse(&u) {
+                if pred(&parsed) {
+                    return parsed;
+                }
             }
             if Instant::now() > deadline {
                 panic!(
-                    "browser: waited for {what}, still at {at}\n{}",
+                    "browser: waited for {what}, still at {u}\n{}",
                     self.source().await
                 );
             }
@@ -89,15 +145,24 @@ impl WebDriver {
     }
 }
 
-/// Closing the WebDriver session closes the browser, also when a step panicked, before
-/// chromedriver is stopped.
-impl Drop for WebDriver {
-    fn drop(&mut self) {
-        let client = self.client.clone();
-        crate::support::finish_on_a_thread(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
-        });
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut rb = client.request(method.clone(), url);
+    if let Some(b) = body {
+        rb = rb.json(&b);
     }
+    let r = rb
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("webdriver {method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    assert!(status == 200, "webdriver {method} {url}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 /// Chromium and chromedriver, or `None` (after saying so; a failure under CI) when one is missing.
@@ -139,35 +204,52 @@ async fn open_browser(chromium: &Path, chromedriver: &Path) -> Browser {
     driver.logs.push(wd_dir.path().join("chromedriver.log"));
     wait_port(&mut driver, wd_port, Duration::from_secs(30)).await;
 
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let wd_base = format!("http://127.0.0.1:{wd_port}");
     let profile = wd_dir.path().join("profile");
     let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium.display().to_string(),
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--window-size=900,700",
-                format!("--user-data-dir={}", profile.display()),
-            ]
+        "capabilities": {
+            "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium.display().to_string(),
+                    "args": [
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-quic",
+                        "--no-first-run",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                        "--disable-sync",
+                        "--disable-dev-shm-usage",
+                        "--window-size=900,700",
+                        format!("--user-data-dir={}", profile.display()),
+                    ]
+                }
+            }
         }
     });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!("capabilities are an object")
+    let v = call(
+        &client,
+        reqwest::Method::POST,
+        &format!("{wd_base}/session"),
+        Some(caps),
+    )
+    .await;
+    let session = v["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sessionId: {v}"))
+        .to_string();
+    let wd = WebDriver {
+        client: client.clone(),
+        base: wd_base.clone(),
+        port: wd_port,
+        session,
     };
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{wd_port}"))
-        .await
-        .unwrap_or_else(|e| panic!("no WebDriver session: {e}\n{}", driver.log_tails(40)));
-    let wd = WebDriver { client };
 
     Browser {
         wd,
@@ -336,10 +418,10 @@ async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
         html.contains("from another site"),
         "the cross-site post was not refused: {html}"
     );
-    let cookies = wd.cookies().await;
+    let cookies = wd.call(reqwest::Method::GET, "/cookie", None).await;
     assert!(
-        !cookies.iter().any(|c| c.name() == COOKIE),
-        "the browser got a session cookie from another site's form: {cookies:?}"
+        !cookies.to_string().contains(COOKIE),
+        "the browser got a session cookie from another site's form: {cookies}"
     );
     println!("browser: ok   a form on another site cannot log the browser in");
 
@@ -350,10 +432,10 @@ async fn a_page_on_another_site_cannot_log_the_browser_into_another_account() {
     wd.click("#submit").await;
     wd.wait_url("the redirect after login", |u| u.path() != "/login")
         .await;
-    let cookies = wd.cookies().await;
+    let cookies = wd.call(reqwest::Method::GET, "/cookie", None).await;
     assert!(
-        cookies.iter().any(|c| c.name() == COOKIE),
-        "the daemon's own form did not log in: {cookies:?}"
+        cookies.to_string().contains(COOKIE),
+        "the daemon's own form did not log in: {cookies}"
     );
     println!("browser: ok   the daemon's own form logs in");
     drop(browser);
@@ -376,17 +458,11 @@ async fn sign_in(wd: &WebDriver, base: &str, user: &str, remember: bool, rd: &st
         .await;
 }
 
-/// The browser's session cookie as WebDriver describes it (an expiry only for a persistent one).
-async fn session_cookie(wd: &WebDriver) -> Cookie<'static> {
-    wd.client
-        .get_named_cookie(COOKIE)
-        .await
-        .unwrap_or_else(|e| panic!("the browser has no {COOKIE} cookie: {e}"))
-}
-
-/// A cookie's expiry as a Unix time, if it has one.
-fn expiry_of(cookie: &Cookie) -> Option<i64> {
-    cookie.expires_datetime().map(|t| t.unix_timestamp())
+/// The browser's session cookie as WebDriver describes it (`expiry` only for a persistent one).
+async fn session_cookie(wd: &WebDriver) -> Value {
+    wd.call(reqwest::Method::GET, &format!("/cookie/{COOKIE}"), None)
+        .await["value"]
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,7 +568,7 @@ async fn remember_me_gives_the_browser_a_persistent_cookie_that_follows_the_sess
         sign_in(wd, p, "bea", false, "/app/page").await;
         let cookie = session_cookie(wd).await;
         assert!(
-            !cookie.value().is_empty() && cookie.expires().is_none(),
+            cookie["value"].is_string() && cookie.get("expiry").is_none(),
             "without remember me, a browser-session cookie: {cookie}"
         );
         println!("browser: ok   no remember me: a session cookie (no expiry)");
@@ -502,7 +578,8 @@ async fn remember_me_gives_the_browser_a_persistent_cookie_that_follows_the_sess
             .await;
         sign_in(wd, p, "bea", true, "/app/page").await;
         let cookie = session_cookie(wd).await;
-        let expiry = expiry_of(&cookie)
+        let expiry = cookie["expiry"]
+            .as_i64()
             .unwrap_or_else(|| panic!("with remember me, a persistent cookie: {cookie}"));
         let left = expiry - chrono::Utc::now().timestamp();
         assert!(
@@ -516,7 +593,7 @@ async fn remember_me_gives_the_browser_a_persistent_cookie_that_follows_the_sess
         wd.goto(&format!("{p}/app/page?again=1")).await;
         wd.wait_url("the protected page", |u| u.query() == Some("again=1"))
             .await;
-        let later = expiry_of(&session_cookie(wd).await).unwrap_or(0);
+        let later = session_cookie(wd).await["expiry"].as_i64().unwrap_or(0);
         assert!(
             later > expiry,
             "the cookie's expiry follows the sliding session: {expiry} then {later}"
