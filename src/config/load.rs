@@ -64,14 +64,27 @@ fn env_key(name: &str) -> Result<Option<String>, String> {
     if let Some((_, key)) = SHORT_ENV.iter().find(|(var, _)| *var == name) {
         return Ok(Some(key.to_string()));
     }
-    match name.trim_start_matches("PGUSERS_").split_once("__") {
-        Some((section, key)) => Ok(Some(format!(
-            "{}.{}",
-            section.to_ascii_lowercase(),
-            key.to_ascii_lowercase()
-        ))),
-        None => Err(not_a_setting(name)),
+    let key = match name.trim_start_matches("PGUSERS_").split_once("__") {
+        Some((section, key)) => format!("{section}.{key}").to_ascii_lowercase(),
+        None => return Err(not_a_setting(name)),
+    };
+    if is_key_shaped(&key) {
+        Ok(Some(key))
+    } else {
+        Err(not_a_setting(name))
     }
+}
+
+/// `section.key` in lowercase letters, digits and `_`, as every key is (anything else would not
+/// even parse as a path for the layers).
+fn is_key_shaped(key: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    key.split_once('.')
+        .is_some_and(|(section, name)| part(section) && part(name))
 }
 
 fn not_a_setting(name: &str) -> String {
@@ -115,7 +128,13 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
         }
     }
     for (key, value) in &sources.cli {
-        overrides.push((key.clone(), value.clone(), Origin::Cli));
+        if is_key_shaped(key) {
+            overrides.push((key.clone(), value.clone(), Origin::Cli));
+        } else {
+            problems.push(format!(
+                "--set {key}: unknown key (see config/pgusers.toml for every key)"
+            ));
+        }
     }
     let mut origins = HashMap::new();
     for (key, value, origin) in overrides {
@@ -424,10 +443,19 @@ mod tests {
         ]);
         sources.file = Some(path.clone());
         sources.cli.push(("no.such_key".into(), "1".into()));
+        sources.cli.push(("Not A Key".into(), "1".into()));
+        sources
+            .env
+            .push(("PGUSERS_SESSION__TTL-X".into(), "1".into()));
         sources.cli.push(("janitor.batch_size".into(), "0".into()));
         let problems = load(&sources).err().unwrap_or_default();
         let all = problems.join("\n");
-        assert_eq!(problems.len(), 6, "{all}");
+        assert_eq!(problems.len(), 8, "{all}");
+        assert!(all.contains("--set Not A Key: unknown key"), "{all}");
+        assert!(
+            all.contains("PGUSERS_SESSION__TTL-X is not a pgusers setting"),
+            "{all}"
+        );
         assert!(
             all.contains("environment variable PGUSERS_FOO is not a pgusers setting"),
             "{all}"
