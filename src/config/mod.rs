@@ -1,5 +1,5 @@
-//! The daemon's settings: one field per key, with its type, its checks (`de`) and its default
-//! in the section's `Default`; `load` fills them from the layers through serde.
+//! The daemon's settings: one field per key, carrying its type, its checks (`de`, `duration`) and
+//! its default (`#[default]`); `load` fills them from the layers through serde.
 
 mod de;
 pub mod duration;
@@ -8,13 +8,14 @@ pub mod live;
 mod load;
 mod print;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize, Serializer};
+use smart_default::SmartDefault;
 
 pub use duration::MAX_TTL_SECS;
 pub use keys::{changes, Change};
@@ -96,6 +97,11 @@ impl Serialize for ListenAddr {
 pub struct IpRange(pub IpNet);
 
 impl IpRange {
+    /// `127.0.0.0/8`, written `127.0.0.1/8`.
+    pub const LOOPBACK_V4: Self = Self(IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::LOCALHOST, 8)));
+    /// `::1/128`.
+    pub const LOOPBACK_V6: Self = Self(IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)));
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Ok(net) = text.parse::<IpNet>() {
@@ -137,7 +143,7 @@ impl Serialize for IpRange {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     #[serde(deserialize_with = "de::non_blank")]
@@ -154,64 +160,48 @@ pub struct DatabaseSettings {
     pub host: Option<String>,
     pub port: Option<u16>,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(16)]
     pub pool_size: usize,
     /// The schema holding the daemon's tables; every connection's `search_path` is pinned to it.
     #[serde(deserialize_with = "de::schema_name")]
+    #[default = "pgusers_daemon"]
     pub schema: String,
     #[serde(with = "duration")]
+    #[default(Duration::from_secs(5))]
     pub connect_timeout: Duration,
     /// PostgreSQL's `statement_timeout` on the daemon's connections (0: none).
     #[serde(with = "duration")]
+    #[default(Duration::from_secs(5))]
     pub statement_timeout: Duration,
     /// PostgreSQL's `lock_timeout` on the daemon's connections (0: none).
     #[serde(with = "duration")]
+    #[default(Duration::from_secs(2))]
     pub lock_timeout: Duration,
     /// TCP keepalive idle time (and user timeout) of the connections to PostgreSQL.
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(10))]
     pub tcp_keepalive: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
     pub sslmode: Option<SslPolicy>,
     #[serde(deserialize_with = "de::non_blank")]
     pub sslrootcert: Option<PathBuf>,
     pub embedded: bool,
+    #[default(PathBuf::from(".pgusers"))]
     pub embedded_dir: PathBuf,
     /// Whether `password` was read from a file (check-config then names the file only).
     #[serde(skip)]
     pub password_from_file: bool,
 }
 
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            url: None,
-            dbname: None,
-            user: None,
-            password: None,
-            password_file: None,
-            host: None,
-            port: None,
-            pool_size: 16,
-            schema: "pgusers_daemon".into(),
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-            lock_timeout: Duration::from_secs(2),
-            tcp_keepalive: Duration::from_secs(10),
-            sslmode: None,
-            sslrootcert: None,
-            embedded: false,
-            embedded_dir: PathBuf::from(".pgusers"),
-            password_from_file: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     #[serde(deserialize_with = "de::listen_addrs")]
+    #[default(vec![ListenAddr::Tcp("127.0.0.1:8080".into())])]
     pub listen: Vec<ListenAddr>,
     /// Permissions of Unix-socket listeners (e.g. 0o660: owner and group may connect).
     #[serde(serialize_with = "de::as_octal", deserialize_with = "de::octal_mode")]
+    #[default(0o660)]
     pub unix_socket_mode: u32,
     /// Addresses served over HTTPS with `tls_cert_file` / `tls_key_file`.
     #[serde(deserialize_with = "de::socket_addrs")]
@@ -221,35 +211,22 @@ pub struct ServerSettings {
     #[serde(deserialize_with = "de::non_blank")]
     pub tls_key_file: Option<PathBuf>,
     #[serde(deserialize_with = "de::not_blank")]
+    #[default(default_instance_name())]
     pub instance_name: String,
     #[serde(deserialize_with = "de::at_least::<1024, _, _>")]
+    #[default(64 * 1024)]
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "de::at_least::<2, _, _>")]
+    #[default(16 * 1024)]
     pub max_extra_data_bytes: usize,
     pub workers: usize,
     #[serde(with = "duration")]
+    #[default(Duration::from_secs(30))]
     pub shutdown_timeout: Duration,
     /// The longest any request may take; past it the answer is 503 UNAVAILABLE.
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(8))]
     pub request_timeout: Duration,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
-            unix_socket_mode: 0o660,
-            tls_listen: Vec::new(),
-            tls_cert_file: None,
-            tls_key_file: None,
-            instance_name: default_instance_name(),
-            max_body_bytes: 64 * 1024,
-            max_extra_data_bytes: 16 * 1024,
-            workers: 0,
-            shutdown_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(8),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -265,111 +242,92 @@ pub struct ApiSettings {
     pub tokens_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
     #[serde(with = "duration::ttl")]
+    #[default(Duration::from_secs(864_000))]
     pub ttl: Duration,
     /// The sliding lifetime of a "remember me" session.
     #[serde(with = "duration::ttl")]
+    #[default(Duration::from_secs(30 * 86_400))]
     pub remember_ttl: Duration,
     #[serde(with = "duration::zero_is_none")]
     pub max_lifetime: Option<Duration>,
     #[serde(with = "duration")]
+    #[default(Duration::from_secs(60))]
     pub refresh_interval: Duration,
+    #[default(1_000_000)]
     pub cache_capacity: u64,
     #[serde(deserialize_with = "de::at_least::<{ 1024 * 1024 }, _, _>")]
+    #[default(1 << 30)]
     pub cache_max_bytes: u64,
     /// 0 means no cap.
+    #[default(100)]
     pub max_per_user: u64,
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(30))]
     pub cache_max_age: Duration,
     #[serde(deserialize_with = "de::cookie_name")]
+    #[default = "pgusers_session"]
     pub cookie_name: String,
+    #[default(true)]
     pub cookie_secure: bool,
     #[serde(deserialize_with = "de::non_blank")]
     pub cookie_domain: Option<String>,
 }
 
-impl Default for SessionSettings {
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(864_000),
-            remember_ttl: Duration::from_secs(30 * 86_400),
-            max_lifetime: None,
-            refresh_interval: Duration::from_secs(60),
-            cache_capacity: 1_000_000,
-            cache_max_bytes: 1 << 30,
-            max_per_user: 100,
-            cache_max_age: Duration::from_secs(30),
-            cookie_name: "pgusers_session".into(),
-            cookie_secure: true,
-            cookie_domain: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JanitorSettings {
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(60))]
     pub interval: Duration,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(1000)]
     pub batch_size: i64,
 }
 
-impl Default for JanitorSettings {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(60),
-            batch_size: 1000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordSettings {
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(8)]
     pub min_length: usize,
+    #[default(true)]
     pub check_common: bool,
     #[serde(deserialize_with = "de::at_least::<8, _, _>")]
+    #[default(19_456)]
     pub argon2_memory_kib: u32,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(2)]
     pub argon2_iterations: u32,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(1)]
     pub argon2_parallelism: u32,
     pub hash_threads: usize,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(64)]
     pub hash_queue_limit: usize,
 }
 
-impl Default for PasswordSettings {
-    fn default() -> Self {
-        Self {
-            min_length: 8,
-            check_common: true,
-            argon2_memory_kib: 19_456,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            hash_threads: 0,
-            hash_queue_limit: 64,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardAuthSettings {
     #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User"]
     pub header_user: String,
     #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Id"]
     pub header_user_id: String,
     #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Email"]
     pub header_email: String,
     #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Admin"]
     pub header_admin: String,
     #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Groups"]
     pub header_groups: String,
     #[serde(deserialize_with = "de::absolute_url")]
     pub login_url: Option<String>,
@@ -377,26 +335,8 @@ pub struct ForwardAuthSettings {
     /// `login_url` instead of a 401.
     pub redirect_browsers: bool,
     #[serde(deserialize_with = "de::list")]
+    #[default(vec![IpRange::LOOPBACK_V4, IpRange::LOOPBACK_V6])]
     pub trusted_proxies: Vec<IpRange>,
-}
-
-impl Default for ForwardAuthSettings {
-    fn default() -> Self {
-        let loopback = |addr: IpAddr, prefix| IpRange(IpNet::new_assert(addr, prefix));
-        Self {
-            header_user: "X-User".into(),
-            header_user_id: "X-User-Id".into(),
-            header_email: "X-User-Email".into(),
-            header_admin: "X-User-Admin".into(),
-            header_groups: "X-User-Groups".into(),
-            login_url: None,
-            redirect_browsers: false,
-            trusted_proxies: vec![
-                loopback(IpAddr::from([127, 0, 0, 1]), 8),
-                loopback(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), 128),
-            ],
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -407,67 +347,45 @@ pub struct LoginSettings {
 }
 
 /// Brute-force protection: failed logins per account and per client address.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(5)]
     pub account_failures: u32,
     #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(50)]
     pub address_failures: u32,
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(15 * 60))]
     pub window: Duration,
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(30))]
     pub base_lock: Duration,
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(15 * 60))]
     pub max_lock: Duration,
 }
 
-impl Default for ThrottleSettings {
-    fn default() -> Self {
-        Self {
-            account_failures: 5,
-            address_failures: 50,
-            window: Duration::from_secs(15 * 60),
-            base_lock: Duration::from_secs(30),
-            max_lock: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
     #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(90 * 86_400))]
     pub retention: Duration,
 }
 
-impl Default for AuditSettings {
-    fn default() -> Self {
-        Self {
-            retention: Duration::from_secs(90 * 86_400),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     #[serde(deserialize_with = "de::log_filter")]
+    #[default = "info"]
     pub level: String,
     #[serde(deserialize_with = "de::log_format")]
+    #[default = "auto"]
     pub format: String,
     /// The access log: one line per request (target `pgusers::access`).
     pub access: bool,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: "auto".into(),
-            access: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
