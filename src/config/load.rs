@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use config::{Config, ConfigError, File, FileFormat, Value, ValueKind};
 use serde_path_to_error::Segment;
 
-use super::keys::SHORT_ENV;
+use super::keys::{all_keys, SHORT_ENV};
 use super::{Secret, Settings};
 
 /// The inputs to one load: everything outside the process is passed in, so tests stay pure.
@@ -195,8 +195,7 @@ fn deserialize(
         let value = Value::new(None, ValueKind::Table(table.clone()));
         let error = match serde_path_to_error::deserialize::<_, Settings>(value) {
             Ok(settings) => {
-                found.sort();
-                problems.extend(found.into_iter().map(|(_, problem)| problem));
+                problems.extend(in_key_order(found));
                 return settings;
             }
             Err(e) => e,
@@ -249,8 +248,15 @@ fn deserialize(
             }
         }
     }
-    problems.extend(found.into_iter().map(|(_, problem)| problem));
+    problems.extend(in_key_order(found));
     Settings::default()
+}
+
+/// Problems of unknown keys first, then the others in the order of the keys (and of the file).
+fn in_key_order(mut found: Vec<(String, String)>) -> impl Iterator<Item = String> {
+    let keys = all_keys();
+    found.sort_by_key(|(key, _)| (keys.iter().position(|k| k == key), key.clone()));
+    found.into_iter().map(|(_, problem)| problem)
 }
 
 fn table_len(value: &Value) -> usize {
@@ -481,6 +487,16 @@ mod tests {
             !all.contains(&path.display().to_string()),
             "the key locates it: {all}"
         );
+        let at = |start: &str| problems.iter().position(|p| p.starts_with(start));
+        assert!(
+            at("--set no.such_key") < at("database.port"),
+            "unknown keys first: {all}"
+        );
+        assert!(
+            at("database.port") < at("session.ttl"),
+            "then in the file's order: {all}"
+        );
+        assert!(at("session.ttl") < at("janitor.batch_size"), "{all}");
     }
 
     #[test]
@@ -578,7 +594,7 @@ mod annotated_file {
 
     #[test]
     fn the_annotated_file_documents_every_key() {
-        for full in super::super::keys::all_keys() {
+        for full in all_keys() {
             let (section, key) = full.split_once('.').unwrap_or_default();
             let in_section = FILE
                 .split("\n[")
