@@ -6,6 +6,17 @@ use chrono::Duration;
 
 use crate::config::Settings;
 
+/// The keys a SIGHUP applies: those `Live` holds, and `log.level` (the daemon's log filter).
+pub const RELOADABLE: &[&str] = &[
+    "session.ttl",
+    "session.remember_ttl",
+    "session.max_lifetime",
+    "session.refresh_interval",
+    "session.max_per_user",
+    "janitor.interval",
+    "log.level",
+];
+
 /// Where the effective session TTL comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlSource {

@@ -1,12 +1,14 @@
-//! Layering: built-in defaults → TOML file → `PGUSERS_*` environment → command line, with every
-//! problem collected and reported at once.
+//! Layering: built-in defaults → TOML file → `PGUSERS_*` environment → command line, merged by
+//! the `config` crate and read into `Settings` by serde, with every problem collected and
+//! reported at once.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use config::{Config, File, FileFormat, Value};
+use config::{Config, ConfigError, File, FileFormat, Value, ValueKind};
+use serde_path_to_error::Segment;
 
-use super::keys::{apply, split_list, Raw, KEYS};
+use super::keys::{all_keys, SHORT_ENV};
 use super::{Secret, Settings};
 
 /// The inputs to one load: everything outside the process is passed in, so tests stay pure.
@@ -53,29 +55,49 @@ fn is_auxiliary_env(name: &str) -> bool {
         || name.starts_with("PGUSERS_BENCH_")
 }
 
-/// Maps an environment variable to its key: a short form from the table, or
-/// `PGUSERS_<SECTION>__<KEY>`.
-fn env_key(name: &str) -> Result<Option<&'static str>, String> {
+/// Maps an environment variable to its key: a short form, or `PGUSERS_<SECTION>__<KEY>` (whether
+/// that key exists is for the settings to say).
+fn env_key(name: &str) -> Result<Option<String>, String> {
     if is_auxiliary_env(name) {
         return Ok(None);
     }
-    if let Some(def) = KEYS.iter().find(|d| d.short_env == Some(name)) {
-        return Ok(Some(def.key));
+    if let Some((_, key)) = SHORT_ENV.iter().find(|(var, _)| *var == name) {
+        return Ok(Some(key.to_string()));
     }
-    let rest = name.trim_start_matches("PGUSERS_");
-    if let Some((section, key)) = rest.split_once("__") {
-        let wanted = format!(
-            "{}.{}",
-            section.to_ascii_lowercase(),
-            key.to_ascii_lowercase()
-        );
-        if let Some(def) = KEYS.iter().find(|d| d.key == wanted) {
-            return Ok(Some(def.key));
-        }
+    let key = match name.trim_start_matches("PGUSERS_").split_once("__") {
+        Some((section, key)) => format!("{section}.{key}").to_ascii_lowercase(),
+        None => return Err(not_a_setting(name)),
+    };
+    if is_key_shaped(&key) {
+        Ok(Some(key))
+    } else {
+        Err(not_a_setting(name))
     }
-    Err(format!(
+}
+
+/// `section.key` in lowercase letters, digits and `_`, as every key is (anything else would not
+/// even parse as a path for the layers).
+fn is_key_shaped(key: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    key.split_once('.')
+        .is_some_and(|(section, name)| part(section) && part(name))
+}
+
+fn not_a_setting(name: &str) -> String {
+    format!(
         "environment variable {name} is not a pgusers setting (use PGUSERS_<SECTION>__<KEY>, see config/pgusers.toml)"
-    ))
+    )
+}
+
+/// Where a key set outside the file came from, to name it in a problem.
+#[derive(Debug, Clone)]
+enum Origin {
+    Env(String),
+    Cli,
 }
 
 /// Loads and validates the settings; on failure returns every problem found.
@@ -95,36 +117,35 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
 
     // Later layers win: environment, then command line. The same key given twice in one
     // layer (a short and a long environment variable) takes the long form.
-    let mut overrides: Vec<(&'static str, String, &'static str)> = Vec::new();
+    let mut overrides: Vec<(String, String, Origin)> = Vec::new();
     let mut env_sorted = sources.env.clone();
     env_sorted.sort_by_key(|(k, _)| k.contains("__"));
     for (name, value) in &env_sorted {
         match env_key(name) {
-            Ok(Some(key)) => overrides.push((key, value.clone(), "environment")),
+            Ok(Some(key)) => overrides.push((key, value.clone(), Origin::Env(name.clone()))),
             Ok(None) => {}
             Err(problem) => problems.push(problem),
         }
     }
     for (key, value) in &sources.cli {
-        match KEYS.iter().find(|d| d.key == key.as_str()) {
-            Some(def) => overrides.push((def.key, value.clone(), "command line")),
-            None => problems.push(format!("--set {key}: unknown key")),
+        if is_key_shaped(key) {
+            overrides.push((key.clone(), value.clone(), Origin::Cli));
+        } else {
+            problems.push(format!(
+                "--set {key}: unknown key (see config/pgusers.toml for every key)"
+            ));
         }
     }
-    for (key, value, _) in &overrides {
-        let is_list = KEYS.iter().any(|d| d.key == *key && d.list);
-        let value = if is_list {
-            Value::from(split_list(value))
-        } else {
-            Value::from(value.as_str())
-        };
-        builder = match builder.set_override(*key, value) {
+    let mut origins = HashMap::new();
+    for (key, value, origin) in overrides {
+        builder = match builder.set_override(key.as_str(), value) {
             Ok(b) => b,
             Err(e) => {
                 problems.push(format!("{key}: {e}"));
                 return Err(problems);
             }
         };
+        origins.insert(key, origin);
     }
 
     let config = match builder.build() {
@@ -135,19 +156,8 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
         }
     };
 
-    problems.extend(unknown_keys(&config));
-
-    let mut settings = Settings {
-        config_file: sources.file.clone(),
-        ..Settings::default()
-    };
-    for def in KEYS {
-        if let Ok(value) = config.get::<Value>(def.key) {
-            if let Err(problem) = apply(&mut settings, def.key, &Raw(value)) {
-                problems.push(format!("{}: {problem}", def.key));
-            }
-        }
-    }
+    let mut settings = deserialize(config.cache, &origins, &mut problems);
+    settings.config_file = sources.file.clone();
     read_secret_files(&mut settings, &mut problems);
     if settings.forward_auth.redirect_browsers && settings.forward_auth.login_url.is_none() {
         problems.push(
@@ -164,32 +174,124 @@ pub fn load(sources: &Sources) -> Result<Settings, Vec<String>> {
     }
 }
 
-fn unknown_keys(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    let root: BTreeMap<String, Value> = match config.cache.clone().into_table() {
-        Ok(map) => map.into_iter().collect(),
-        Err(e) => return vec![format!("cannot read the configuration: {e}")],
+/// The settings from the merged layers. serde stops at the first bad key, so each bad key is
+/// reported, taken out (its default stands in) and the rest read again, until all is read.
+fn deserialize(
+    merged: Value,
+    origins: &HashMap<String, Origin>,
+    problems: &mut Vec<String>,
+) -> Settings {
+    let mut table = match merged.into_table() {
+        Ok(table) => table,
+        Err(e) => {
+            problems.push(format!("cannot read the configuration: {e}"));
+            return Settings::default();
+        }
     };
-    for (section, value) in root {
-        match value.into_table() {
-            Ok(table) => {
-                let mut names: Vec<_> = table.keys().cloned().collect();
-                names.sort();
-                for name in names {
-                    let full = format!("{section}.{name}");
-                    if !KEYS.iter().any(|d| d.key == full) {
-                        problems.push(format!(
-                            "unknown key '{full}' (see config/pgusers.toml for every key)"
-                        ));
-                    }
+    let mut found = Vec::new();
+    // Each round takes out a key or a section, so the rounds are bounded by their number.
+    let rounds = 1 + table.len() + table.values().map(table_len).sum::<usize>();
+    for _ in 0..rounds {
+        let value = Value::new(None, ValueKind::Table(table.clone()));
+        let error = match serde_path_to_error::deserialize::<_, Settings>(value) {
+            Ok(settings) => {
+                problems.extend(in_key_order(found));
+                return settings;
+            }
+            Err(e) => e,
+        };
+        let path: Vec<&str> = error
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Map { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let message = describe(error.inner());
+        let unknown = message.starts_with("unknown field");
+        match path[..] {
+            [section, key, ..] => {
+                let key = format!("{section}.{key}");
+                found.push((key.clone(), problem(&key, unknown, &message, origins)));
+                if let Some(ValueKind::Table(keys)) = table.get_mut(section).map(|v| &mut v.kind) {
+                    keys.remove(key.split_once('.').map_or("", |(_, k)| k));
+                } else {
+                    table.remove(section);
                 }
             }
-            Err(_) => problems.push(format!(
-                "unknown key '{section}' (keys live in sections such as [session])"
-            )),
+            [section] => {
+                let section = section.to_string();
+                match table.remove(&section).map(|v| v.kind) {
+                    // An unknown section: each of its keys is unknown.
+                    Some(ValueKind::Table(keys)) if unknown => {
+                        for name in keys.keys() {
+                            let key = format!("{section}.{name}");
+                            found.push((key.clone(), problem(&key, true, &message, origins)));
+                        }
+                    }
+                    _ if unknown => found.push((
+                        section.clone(),
+                        format!(
+                            "unknown key '{section}' (keys live in sections such as [session])"
+                        ),
+                    )),
+                    _ => found.push((section.clone(), format!("{section}: {message}"))),
+                }
+            }
+            [] => {
+                found.push((
+                    String::new(),
+                    format!("cannot read the configuration: {message}"),
+                ));
+                break;
+            }
         }
     }
-    problems
+    problems.extend(in_key_order(found));
+    Settings::default()
+}
+
+/// Problems of unknown keys first, then the others in the order of the keys (and of the file).
+fn in_key_order(mut found: Vec<(String, String)>) -> impl Iterator<Item = String> {
+    let keys = all_keys();
+    found.sort_by_key(|(key, _)| (keys.iter().position(|k| k == key), key.clone()));
+    found.into_iter().map(|(_, problem)| problem)
+}
+
+fn table_len(value: &Value) -> usize {
+    match &value.kind {
+        ValueKind::Table(t) => t.len(),
+        _ => 0,
+    }
+}
+
+/// The problem with one key, naming where it was set when that was not the file.
+fn problem(key: &str, unknown: bool, message: &str, origins: &HashMap<String, Origin>) -> String {
+    match (origins.get(key), unknown) {
+        (Some(Origin::Env(name)), true) => not_a_setting(name),
+        (Some(Origin::Cli), true) => {
+            format!("--set {key}: unknown key (see config/pgusers.toml for every key)")
+        }
+        (None, true) => format!("unknown key '{key}' (see config/pgusers.toml for every key)"),
+        (Some(Origin::Env(name)), false) => format!("{key} (from {name}): {message}"),
+        (Some(Origin::Cli), false) => format!("{key} (from --set): {message}"),
+        (None, false) => format!("{key}: {message}"),
+    }
+}
+
+/// A value's problem without the configuration crate's decoration (the file's name, which the
+/// key already locates).
+fn describe(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, not {unexpected}"),
+        ConfigError::At { error, .. } => describe(error),
+        other => other.to_string(),
+    }
 }
 
 /// Reads `*_file` secrets, and the systemd credential `db-password` when no password is set.
@@ -337,6 +439,106 @@ mod tests {
     }
 
     #[test]
+    fn problems_say_where_a_value_came_from_and_what_is_expected() {
+        let (_dir, path) =
+            file_with("[database]\nport = \"x\"\n[session]\ncookie_secure = \"maybe\"\n");
+        let mut sources = env(&[
+            ("PGUSERS_SESSION_TTL", "ten days"),
+            ("PGUSERS_FOO", "1"),
+            ("PGUSERS_CONFIG", "/ignored"),
+        ]);
+        sources.file = Some(path.clone());
+        sources.cli.push(("no.such_key".into(), "1".into()));
+        sources.cli.push(("Not A Key".into(), "1".into()));
+        sources
+            .env
+            .push(("PGUSERS_SESSION__TTL-X".into(), "1".into()));
+        sources.cli.push(("janitor.batch_size".into(), "0".into()));
+        let problems = load(&sources).err().unwrap_or_default();
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 8, "{all}");
+        assert!(all.contains("--set Not A Key: unknown key"), "{all}");
+        assert!(
+            all.contains("PGUSERS_SESSION__TTL-X is not a pgusers setting"),
+            "{all}"
+        );
+        assert!(
+            all.contains("environment variable PGUSERS_FOO is not a pgusers setting"),
+            "{all}"
+        );
+        assert!(all.contains("--set no.such_key: unknown key"), "{all}");
+        assert!(
+            all.contains("janitor.batch_size (from --set): must be at least 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("session.ttl (from PGUSERS_SESSION_TTL): 'ten days' is not a duration"),
+            "{all}"
+        );
+        assert!(
+            all.contains("database.port: expected an integer, not string \"x\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("session.cookie_secure: expected a boolean"),
+            "{all}"
+        );
+        assert!(
+            !all.contains(&path.display().to_string()),
+            "the key locates it: {all}"
+        );
+        let at = |start: &str| problems.iter().position(|p| p.starts_with(start));
+        assert!(
+            at("--set no.such_key") < at("database.port"),
+            "unknown keys first: {all}"
+        );
+        assert!(
+            at("database.port") < at("session.ttl"),
+            "then in the file's order: {all}"
+        );
+        assert!(at("session.ttl") < at("janitor.batch_size"), "{all}");
+    }
+
+    #[test]
+    fn every_value_from_the_environment_is_read_as_its_type() {
+        let s = load(&env(&[
+            ("PGUSERS_FORWARD_AUTH__TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            (
+                "PGUSERS_LOGIN__ALLOWED_REDIRECT_HOSTS",
+                "App.Example.org,b.example.org:8443",
+            ),
+            ("PGUSERS_SERVER__UNIX_SOCKET_MODE", "0600"),
+            ("PGUSERS_SESSION__MAX_LIFETIME", "0"),
+            ("PGUSERS_DATABASE__SSLMODE", "verify-ca"),
+            ("PGUSERS_HOST", ""),
+            ("PGUSERS_LOG__ACCESS", "yes"),
+        ]))
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        let proxies: Vec<String> = s
+            .forward_auth
+            .trusted_proxies
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            s.login.allowed_redirect_hosts,
+            ["app.example.org", "b.example.org:8443"]
+        );
+        assert_eq!(s.server.unix_socket_mode, 0o600);
+        assert_eq!(s.session.max_lifetime, None);
+        assert_eq!(s.database.sslmode, Some(crate::config::SslPolicy::VerifyCa));
+        assert_eq!(s.database.host, None, "blank is unset");
+        assert!(s.log.access);
+        let s = load(&Sources {
+            cli: vec![("server.listen".into(), "127.0.0.1:1,127.0.0.1:2".into())],
+            ..Sources::default()
+        })
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(s.server.listen.len(), 2, "--listen given twice");
+    }
+
+    #[test]
     fn redirecting_browsers_needs_a_login_page() {
         let problems = load(&env(&[("PGUSERS_FORWARD_AUTH__REDIRECT_BROWSERS", "true")]))
             .err()
@@ -392,21 +594,50 @@ mod annotated_file {
 
     #[test]
     fn the_annotated_file_documents_every_key() {
-        for def in KEYS {
-            let (section, key) = def.key.split_once('.').unwrap_or_default();
+        for full in all_keys() {
+            let (section, key) = full.split_once('.').unwrap_or_default();
             let in_section = FILE
                 .split("\n[")
                 .find(|block| block.starts_with(&format!("{section}]")))
                 .unwrap_or_default();
             assert!(
                 in_section.contains(&format!("# {key} = ")),
-                "{} is not documented in config/pgusers.toml",
-                def.key
+                "{full} is not documented in config/pgusers.toml"
             );
-            if let Some(var) = def.short_env {
+            if let Some((var, _)) = SHORT_ENV.iter().find(|(_, k)| *k == full) {
                 assert!(in_section.contains(var), "{var} is not documented");
             }
         }
+    }
+
+    /// The comment above each example says "(reload)" exactly for the keys a SIGHUP applies.
+    #[test]
+    fn the_annotated_file_marks_the_keys_a_reload_applies() {
+        let mut section = "";
+        let mut comment = String::new();
+        let mut marked = Vec::new();
+        for line in FILE.lines() {
+            if let Some(name) = line.strip_prefix('[') {
+                section = name.trim_end_matches(']');
+                comment.clear();
+            } else if let Some((key, _)) = line
+                .strip_prefix("# ")
+                .and_then(|l| l.split_once(" = "))
+                .filter(|(k, _)| {
+                    !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+                })
+            {
+                if comment.contains("(reload)") {
+                    marked.push(format!("{section}.{key}"));
+                }
+                comment.clear();
+            } else {
+                comment.push_str(line);
+            }
+        }
+        assert_eq!(marked, crate::config::live::RELOADABLE);
     }
 
     #[test]

@@ -1,24 +1,37 @@
-//! The daemon's settings: their defaults, the keys that set them, and validation of the whole.
+//! The daemon's settings: one field per key, carrying its type, its checks (`de`, `duration`) and
+//! its default (`#[default]`); `load` fills them from the layers through serde.
 
+mod de;
 pub mod duration;
 mod keys;
 pub mod live;
 mod load;
 mod print;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize, Serializer};
+use smart_default::SmartDefault;
 
-pub use keys::{KeyDef, KEYS, MAX_TTL_SECS};
+pub use duration::MAX_TTL_SECS;
+pub use keys::{changes, Change};
 pub use load::{discover_config_file, load, Sources};
 pub use print::{to_toml, MASKED};
 
 /// A secret string (password, token). Its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
 pub struct Secret(String);
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -49,6 +62,24 @@ pub enum ListenAddr {
     Unix(PathBuf),
 }
 
+/// `host:port` (it must resolve) or `unix:/path`.
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path".into());
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        use std::net::ToSocketAddrs;
+        match text.to_socket_addrs() {
+            Ok(_) => Ok(Self::Tcp(text.to_string())),
+            Err(_) => Err(format!("'{text}' is not host:port or unix:/path")),
+        }
+    }
+}
+
 /// As the configuration writes it: `host:port` or `unix:/path`.
 impl Serialize for ListenAddr {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -59,62 +90,50 @@ impl Serialize for ListenAddr {
     }
 }
 
-/// An address range of trusted proxies (`127.0.0.1/32`, `::1`, `10.0.0.0/8`).
+/// An address range of trusted proxies (`127.0.0.1/32`, `::1`, `10.0.0.0/8`): an `IpNet` that
+/// also reads a bare address (as a single host) and matches IPv4-mapped IPv6 peers
+/// (`::ffff:127.0.0.1`, as a dual-stack listener sees IPv4 clients) as IPv4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpRange {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
+pub struct IpRange(pub IpNet);
 
 impl IpRange {
+    /// `127.0.0.0/8`, written `127.0.0.1/8`.
+    pub const LOOPBACK_V4: Self = Self(IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::LOCALHOST, 8)));
+    /// `::1/128`.
+    pub const LOOPBACK_V6: Self = Self(IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)));
+
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{text}' is not an IP address or range"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("'{text}' has an invalid prefix length"))?,
-        };
-        Ok(Self { addr, prefix })
+        let text = text.trim();
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(Self(net));
+        }
+        match text.split_once('/') {
+            None => text
+                .parse::<IpAddr>()
+                .map(|addr| Self(IpNet::from(addr)))
+                .map_err(|_| format!("'{text}' is not an IP address or range")),
+            Some((addr, _)) if addr.trim().parse::<IpAddr>().is_ok() => {
+                Err(format!("'{text}' has an invalid prefix length"))
+            }
+            Some(_) => Err(format!("'{text}' is not an IP address or range")),
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::parse(text)
     }
 }
 
 impl std::fmt::Display for IpRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 
@@ -124,200 +143,263 @@ impl Serialize for IpRange {
     }
 }
 
-/// Durations as the configuration writes them (`"10d"`, `"90s"`, `"500ms"`).
-fn as_duration<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&duration::format(*d))
-}
-
-/// An optional duration where zero means none (`session.max_lifetime`).
-fn as_optional_duration<S: Serializer>(
-    d: &Option<Duration>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => as_duration(d, serializer),
-        None => serializer.serialize_str("0"),
-    }
-}
-
-/// File permissions in octal, as `"0660"`.
-fn as_octal<S: Serializer>(mode: &u32, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&format_args!("{mode:04o}"))
-}
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub url: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub dbname: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub password: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub password_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub host: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(16)]
     pub pool_size: usize,
     /// The schema holding the daemon's tables; every connection's `search_path` is pinned to it.
+    #[serde(deserialize_with = "de::schema_name")]
+    #[default = "pgusers_daemon"]
     pub schema: String,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration")]
+    #[default(Duration::from_secs(5))]
     pub connect_timeout: Duration,
     /// PostgreSQL's `statement_timeout` on the daemon's connections (0: none).
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration")]
+    #[default(Duration::from_secs(5))]
     pub statement_timeout: Duration,
     /// PostgreSQL's `lock_timeout` on the daemon's connections (0: none).
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration")]
+    #[default(Duration::from_secs(2))]
     pub lock_timeout: Duration,
     /// TCP keepalive idle time (and user timeout) of the connections to PostgreSQL.
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(10))]
     pub tcp_keepalive: Duration,
     /// libpq's sslmode; `None` keeps what the URL says (default `prefer`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sslmode: Option<SslPolicy>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub sslrootcert: Option<PathBuf>,
     pub embedded: bool,
+    #[default(PathBuf::from(".pgusers"))]
     pub embedded_dir: PathBuf,
     /// Whether `password` was read from a file (check-config then names the file only).
     #[serde(skip)]
     pub password_from_file: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
+    #[serde(deserialize_with = "de::listen_addrs")]
+    #[default(vec![ListenAddr::Tcp("127.0.0.1:8080".into())])]
     pub listen: Vec<ListenAddr>,
     /// Permissions of Unix-socket listeners (e.g. 0o660: owner and group may connect).
-    #[serde(serialize_with = "as_octal")]
+    #[serde(serialize_with = "de::as_octal", deserialize_with = "de::octal_mode")]
+    #[default(0o660)]
     pub unix_socket_mode: u32,
     /// Addresses served over HTTPS with `tls_cert_file` / `tls_key_file`.
+    #[serde(deserialize_with = "de::socket_addrs")]
     pub tls_listen: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub tls_cert_file: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub tls_key_file: Option<PathBuf>,
+    #[serde(deserialize_with = "de::not_blank")]
+    #[default(default_instance_name())]
     pub instance_name: String,
+    #[serde(deserialize_with = "de::at_least::<1024, _, _>")]
+    #[default(64 * 1024)]
     pub max_body_bytes: usize,
+    #[serde(deserialize_with = "de::at_least::<2, _, _>")]
+    #[default(16 * 1024)]
     pub max_extra_data_bytes: usize,
     pub workers: usize,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration")]
+    #[default(Duration::from_secs(30))]
     pub shutdown_timeout: Duration,
     /// The longest any request may take; past it the answer is 503 UNAVAILABLE.
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(8))]
     pub request_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
     /// The configured tokens, then those read from files.
+    #[serde(deserialize_with = "de::tokens")]
     pub tokens: Vec<Secret>,
     /// How many of `tokens` (the last ones) were read from files.
     #[serde(skip)]
     pub tokens_from_files: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub tokens_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::ttl")]
+    #[default(Duration::from_secs(864_000))]
     pub ttl: Duration,
     /// The sliding lifetime of a "remember me" session.
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::ttl")]
+    #[default(Duration::from_secs(30 * 86_400))]
     pub remember_ttl: Duration,
-    #[serde(serialize_with = "as_optional_duration")]
+    #[serde(with = "duration::zero_is_none")]
     pub max_lifetime: Option<Duration>,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration")]
+    #[default(Duration::from_secs(60))]
     pub refresh_interval: Duration,
+    #[default(1_000_000)]
     pub cache_capacity: u64,
+    #[serde(deserialize_with = "de::at_least::<{ 1024 * 1024 }, _, _>")]
+    #[default(1 << 30)]
     pub cache_max_bytes: u64,
     /// 0 means no cap.
+    #[default(100)]
     pub max_per_user: u64,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(30))]
     pub cache_max_age: Duration,
+    #[serde(deserialize_with = "de::cookie_name")]
+    #[default = "pgusers_session"]
     pub cookie_name: String,
+    #[default(true)]
     pub cookie_secure: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub cookie_domain: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct JanitorSettings {
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(60))]
     pub interval: Duration,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(1000)]
     pub batch_size: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PasswordSettings {
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(8)]
     pub min_length: usize,
+    #[default(true)]
     pub check_common: bool,
+    #[serde(deserialize_with = "de::at_least::<8, _, _>")]
+    #[default(19_456)]
     pub argon2_memory_kib: u32,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(2)]
     pub argon2_iterations: u32,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(1)]
     pub argon2_parallelism: u32,
     pub hash_threads: usize,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(64)]
     pub hash_queue_limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ForwardAuthSettings {
+    #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User"]
     pub header_user: String,
+    #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Id"]
     pub header_user_id: String,
+    #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Email"]
     pub header_email: String,
+    #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Admin"]
     pub header_admin: String,
+    #[serde(deserialize_with = "de::header_name")]
+    #[default = "X-User-Groups"]
     pub header_groups: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::absolute_url")]
     pub login_url: Option<String>,
     /// Answer browsers (requests accepting `text/html`) without a valid session with a 302 to
     /// `login_url` instead of a 401.
     pub redirect_browsers: bool,
+    #[serde(deserialize_with = "de::list")]
+    #[default(vec![IpRange::LOOPBACK_V4, IpRange::LOOPBACK_V6])]
     pub trusted_proxies: Vec<IpRange>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoginSettings {
+    #[serde(deserialize_with = "de::lowercase_list")]
     pub allowed_redirect_hosts: Vec<String>,
 }
 
 /// Brute-force protection: failed logins per account and per client address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(5)]
     pub account_failures: u32,
+    #[serde(deserialize_with = "de::at_least::<1, _, _>")]
+    #[default(50)]
     pub address_failures: u32,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(15 * 60))]
     pub window: Duration,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(30))]
     pub base_lock: Duration,
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(15 * 60))]
     pub max_lock: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
-    #[serde(serialize_with = "as_duration")]
+    #[serde(with = "duration::non_zero")]
+    #[default(Duration::from_secs(90 * 86_400))]
     pub retention: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, SmartDefault, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
+    #[serde(deserialize_with = "de::log_filter")]
+    #[default = "info"]
     pub level: String,
+    #[serde(deserialize_with = "de::log_format")]
+    #[default = "auto"]
     pub format: String,
     /// The access log: one line per request (target `pgusers::access`).
     pub access: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     pub enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "de::non_blank")]
     pub listen: Option<String>,
 }
 
-/// The effective configuration after every layer has been applied and validated.
-#[derive(Debug, Clone, Serialize)]
+/// The effective configuration after every layer has been applied and validated. Printed as
+/// TOML (`check-config`), which leaves out the keys that are unset (`None`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
@@ -355,119 +437,6 @@ pub fn default_hash_threads() -> usize {
         .max(1)
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            database: DatabaseSettings {
-                url: None,
-                dbname: None,
-                user: None,
-                password: None,
-                password_file: None,
-                host: None,
-                port: None,
-                pool_size: 16,
-                schema: "pgusers_daemon".into(),
-                sslmode: None,
-                sslrootcert: None,
-                connect_timeout: Duration::from_secs(5),
-                statement_timeout: Duration::from_secs(5),
-                lock_timeout: Duration::from_secs(2),
-                tcp_keepalive: Duration::from_secs(10),
-                embedded: false,
-                embedded_dir: PathBuf::from(".pgusers"),
-                password_from_file: false,
-            },
-            server: ServerSettings {
-                listen: vec![ListenAddr::Tcp("127.0.0.1:8080".into())],
-                unix_socket_mode: 0o660,
-                tls_listen: Vec::new(),
-                tls_cert_file: None,
-                tls_key_file: None,
-                instance_name: default_instance_name(),
-                max_body_bytes: 64 * 1024,
-                max_extra_data_bytes: 16 * 1024,
-                workers: 0,
-                shutdown_timeout: Duration::from_secs(30),
-                request_timeout: Duration::from_secs(8),
-            },
-            api: ApiSettings {
-                tokens: Vec::new(),
-                tokens_from_files: 0,
-                tokens_file: None,
-            },
-            session: SessionSettings {
-                ttl: Duration::from_secs(864_000),
-                remember_ttl: Duration::from_secs(30 * 86_400),
-                max_lifetime: None,
-                refresh_interval: Duration::from_secs(60),
-                cache_capacity: 1_000_000,
-                cache_max_bytes: 1 << 30,
-                max_per_user: 100,
-                cache_max_age: Duration::from_secs(30),
-                cookie_name: "pgusers_session".into(),
-                cookie_secure: true,
-                cookie_domain: None,
-            },
-            janitor: JanitorSettings {
-                interval: Duration::from_secs(60),
-                batch_size: 1000,
-            },
-            password: PasswordSettings {
-                min_length: 8,
-                check_common: true,
-                argon2_memory_kib: 19_456,
-                argon2_iterations: 2,
-                argon2_parallelism: 1,
-                hash_threads: 0,
-                hash_queue_limit: 64,
-            },
-            forward_auth: ForwardAuthSettings {
-                header_user: "X-User".into(),
-                header_user_id: "X-User-Id".into(),
-                header_email: "X-User-Email".into(),
-                header_admin: "X-User-Admin".into(),
-                header_groups: "X-User-Groups".into(),
-                login_url: None,
-                redirect_browsers: false,
-                trusted_proxies: vec![
-                    IpRange {
-                        addr: IpAddr::from([127, 0, 0, 1]),
-                        prefix: 8,
-                    },
-                    IpRange {
-                        addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
-                        prefix: 128,
-                    },
-                ],
-            },
-            login: LoginSettings {
-                allowed_redirect_hosts: Vec::new(),
-            },
-            log: LogSettings {
-                level: "info".into(),
-                format: "auto".into(),
-                access: false,
-            },
-            metrics: MetricsSettings {
-                enabled: false,
-                listen: None,
-            },
-            throttle: ThrottleSettings {
-                account_failures: 5,
-                address_failures: 50,
-                window: Duration::from_secs(15 * 60),
-                base_lock: Duration::from_secs(30),
-                max_lock: Duration::from_secs(15 * 60),
-            },
-            audit: AuditSettings {
-                retention: Duration::from_secs(90 * 86_400),
-            },
-            config_file: None,
-        }
-    }
-}
-
 impl PasswordSettings {
     /// The rules a new password must satisfy.
     pub fn policy(&self) -> crate::domain::validate::PasswordPolicy {
@@ -496,14 +465,21 @@ impl Settings {
 }
 
 /// How the connection to PostgreSQL is protected (serialized as libpq's name for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum SslPolicy {
     Disable,
     Prefer,
     Require,
     VerifyCa,
     VerifyFull,
+}
+
+impl TryFrom<String> for SslPolicy {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
 }
 
 impl SslPolicy {
@@ -536,5 +512,17 @@ mod tests {
         assert!(IpRange::parse("nope").is_err());
         let all = IpRange::parse("0.0.0.0/0").unwrap_or_else(|e| panic!("{e}"));
         assert!(all.contains(IpAddr::from([8, 8, 8, 8])));
+        assert!(IpRange::parse("10.0.0.0/33")
+            .unwrap_err()
+            .contains("invalid prefix length"));
+        assert!(IpRange::parse("nope")
+            .unwrap_err()
+            .contains("not an IP address"));
+        let mapped = "::ffff:127.0.0.1"
+            .parse()
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert!(lo.contains(mapped), "an IPv4-mapped peer matches as IPv4");
+        assert_eq!(one.to_string(), "::1/128");
+        assert_eq!(lo.to_string(), "127.0.0.0/8");
     }
 }

@@ -179,55 +179,25 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
             return;
         }
     };
+    // What a reload applies and logs: the keys in `RELOADABLE` (others wait for a restart).
     let mut changed = Vec::new();
-    let was = &current.session;
-    if was.ttl != fresh.session.ttl {
-        changed.push(format!(
-            "session.ttl: {:?} -> {:?}",
-            was.ttl, fresh.session.ttl
-        ));
-    }
-    if was.remember_ttl != fresh.session.remember_ttl {
-        changed.push(format!(
-            "session.remember_ttl: {:?} -> {:?}",
-            was.remember_ttl, fresh.session.remember_ttl
-        ));
-    }
-    if was.refresh_interval != fresh.session.refresh_interval {
-        changed.push(format!(
-            "session.refresh_interval: {:?} -> {:?}",
-            was.refresh_interval, fresh.session.refresh_interval
-        ));
-    }
-    if was.max_lifetime != fresh.session.max_lifetime {
-        changed.push(format!(
-            "session.max_lifetime: {:?} -> {:?}",
-            was.max_lifetime, fresh.session.max_lifetime
-        ));
-    }
-    if was.max_per_user != fresh.session.max_per_user {
-        changed.push(format!(
-            "session.max_per_user: {} -> {}",
-            was.max_per_user, fresh.session.max_per_user
-        ));
-    }
-    if current.janitor.interval != fresh.janitor.interval {
-        changed.push(format!(
-            "janitor.interval: {:?} -> {:?}",
-            current.janitor.interval, fresh.janitor.interval
-        ));
-    }
-    if current.log.level != fresh.log.level {
-        match log.set_level(&fresh.log.level) {
-            Ok(()) => changed.push(format!(
-                "log.level: {} -> {}",
-                current.log.level, fresh.log.level
-            )),
-            Err(e) => {
-                let error = telemetry::cause_chain(&e);
-                tracing::error!(%error, "cannot apply log.level")
+    match config::changes(current, &fresh) {
+        Ok(changes) => {
+            for change in changes {
+                if change.key == "log.level" {
+                    match log.set_level(&fresh.log.level) {
+                        Ok(()) => changed.push(change.to_string()),
+                        Err(e) => {
+                            let error = telemetry::cause_chain(&e);
+                            tracing::error!(%error, "cannot apply log.level")
+                        }
+                    }
+                } else if config::live::RELOADABLE.contains(&change.key.as_str()) {
+                    changed.push(change.to_string());
+                }
             }
         }
+        Err(e) => tracing::error!(error = %e, "cannot compare the configurations"),
     }
     daemon.services.core.tunables.apply_config(&fresh);
     match daemon.reload_tls() {
@@ -238,9 +208,9 @@ fn reload(daemon: &startup::Daemon, sources: &Sources, current: &mut Settings, l
             tracing::error!(%error, "cannot re-read the HTTPS certificate; keeping the old one")
         }
     }
-    current.session = fresh.session.clone();
-    current.janitor = fresh.janitor.clone();
-    current.log = fresh.log.clone();
+    current.session = fresh.session;
+    current.janitor = fresh.janitor;
+    current.log = fresh.log;
     if changed.is_empty() {
         tracing::info!("configuration reloaded: nothing that can change at run time changed");
     } else {
