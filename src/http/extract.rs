@@ -40,6 +40,12 @@ enum Step {
 /// (the caller's session looked up in the database), and the answer would depend on the cache.
 /// So each extractor holds its outcome until every earlier step is done. All the extractors of
 /// a handler are polled by one task, whose waker is kept while one of them waits.
+///
+/// actix creates a handler's extractors in the order of its arguments before polling any, and
+/// every handler names its caller first: the caller extractor registers the steps, and the
+/// path, query and body extractors after it take part. A handler without a caller (login, the
+/// session check: the hot path) has nothing to order, and its body is read and parsed as one
+/// plain future, with no bookkeeping.
 #[derive(Default)]
 struct Steps {
     pending: [Cell<usize>; 4],
@@ -55,6 +61,11 @@ impl Steps {
         let steps = Rc::new(Self::default());
         req.extensions_mut().insert(Rc::clone(&steps));
         steps
+    }
+
+    /// The steps of a request whose caller is checked by an earlier extractor, if any.
+    fn registered(req: &HttpRequest) -> Option<Rc<Self>> {
+        req.extensions().get::<Rc<Self>>().cloned()
     }
 
     fn begin(&self, step: Step) {
@@ -83,13 +94,20 @@ impl Steps {
 
 type Extracted<T> = LocalBoxFuture<'static, ApiResult<T>>;
 
-/// The outcome of `work`, reported as `step` of the request's preamble.
+/// The outcome of `work`, reported as `step` of the request's preamble (in turn when a caller
+/// is checked, at once otherwise).
 fn in_turn<T: 'static>(
     req: &HttpRequest,
     step: Step,
     work: impl Future<Output = ApiResult<T>> + 'static,
 ) -> Extracted<T> {
-    let steps = Steps::of(req);
+    let steps = match step {
+        Step::Caller => Steps::of(req),
+        _ => match Steps::registered(req) {
+            Some(steps) => steps,
+            None => return Box::pin(work),
+        },
+    };
     steps.begin(step);
     Box::pin(async move {
         let outcome = work.await;
@@ -208,7 +226,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .app_data::<web::Data<AppState>>()
             .map_or(64 * 1024, |s| s.settings.server.max_body_bytes);
         let bytes = web::Bytes::from_request(req, payload);
-        let read = in_turn(req, Step::Read, async move {
+        let read = async move {
             bytes.await.map_err(|e| {
                 if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge(limit)
@@ -216,8 +234,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     ApiError::bad_call("could not read the request body")
                 }
             })
-        });
-        let steps = Steps::of(req);
+        };
+        let Some(steps) = Steps::registered(req) else {
+            return Box::pin(async move { Body(read.await?).json().map(Json) });
+        };
+        let read = in_turn(req, Step::Read, read);
         steps.begin(Step::Content);
         Box::pin(async move {
             // A read failure is reported as the read step's, a parse failure as the content's.
@@ -337,6 +358,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[actix_web::test]
+    async fn without_a_caller_the_body_is_read_and_parsed_with_no_bookkeeping() {
+        let (req, mut payload) = users("7").set_payload(GOOD_BODY).to_http_parts();
+        assert!(Json::<Key>::from_request(&req, &mut payload).await.is_ok());
+        assert!(
+            Steps::registered(&req).is_none(),
+            "the hot path registers nothing"
+        );
+        let (req, mut payload) = users("7").set_payload(BAD_BODY).to_http_parts();
+        let Err(e) = Json::<Key>::from_request(&req, &mut payload).await else {
+            panic!("a bad body is refused");
+        };
+        assert!(e.to_string().starts_with("request body: "), "{e}");
     }
 
     #[actix_web::test]
