@@ -112,15 +112,17 @@ impl ResponseError for ApiError {
         let mut correlation_id = None;
         match self {
             ApiError::Internal(cause) => {
-                if let Some(store) = store_error_in(cause.as_ref()) {
-                    METRICS.db_error(matches!(store, StoreError::Unavailable(_)));
+                if let Some(unavailable) = database_failure(cause.as_ref()) {
+                    METRICS.db_error(unavailable);
                 }
                 let id = crate::domain::keys::random_hex(8);
                 tracing::error!(correlation_id = %id, error = %cause_chain(cause.as_ref()), "internal error");
                 correlation_id = Some(id);
             }
             ApiError::Unavailable(cause) => {
-                METRICS.db_error(true);
+                if database_failure(cause.as_ref()).is_some() {
+                    METRICS.db_error(true);
+                }
                 tracing::warn!(error = %cause_chain(cause.as_ref()), "database unavailable");
             }
             ApiError::TimedOut(after) => {
@@ -155,14 +157,22 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The database failure behind an internal error, if there is one (for the error metric).
-fn store_error_in<'a>(
-    err: &'a (dyn std::error::Error + Send + Sync + 'static),
-) -> Option<&'a StoreError> {
+/// Whether a database failure is behind an error (for the error metric), and if so whether it
+/// was an outage: a `StoreError` (also one shared by a batch of lookups) says which; a driver
+/// or pool error without one is what an outage carries. A daemon stopping, or a readiness
+/// check's own refusal, is no database failure.
+fn database_failure(err: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<bool> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        if let Some(store) = e.downcast_ref::<StoreError>() {
-            return Some(store);
+        let store = e.downcast_ref::<StoreError>().or_else(|| {
+            e.downcast_ref::<std::sync::Arc<StoreError>>()
+                .map(AsRef::as_ref)
+        });
+        if let Some(store) = store {
+            return Some(matches!(store, StoreError::Unavailable(_)));
+        }
+        if e.is::<tokio_postgres::Error>() || e.is::<deadpool_postgres::PoolError>() {
+            return Some(true);
         }
         cause = e.source();
     }
@@ -230,3 +240,34 @@ impl From<accounts::Error> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn counted(err: ApiError) -> Option<bool> {
+        match err {
+            ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
+                database_failure(cause.as_ref())
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_error_metric_counts_database_failures_only() {
+        let bug = || StoreError::Data("a digest is not 32 bytes".into());
+        assert_eq!(counted(bug().into()), Some(false));
+        let shared = sessions::Error::Lookup(Arc::new(bug()));
+        assert_eq!(
+            counted(shared.into()),
+            Some(false),
+            "a failed batch counts too"
+        );
+        assert_eq!(counted(sessions::Error::Stopping.into()), None);
+        assert_eq!(counted(accounts::Error::Stopping.into()), None);
+        assert_eq!(counted(ApiError::internal_msg("no state")), None);
+    }
+}
